@@ -1,0 +1,72 @@
+"""Bearer-token authentication and role checks for every HTTP and WebSocket endpoint."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, token: str) -> Principal | None: ...
+
+
+class StaticTokens:
+    """Tokens configured at start-up (the operator token); compared in constant time."""
+
+    def __init__(self, tokens: dict[str, Principal]) -> None:
+        self._tokens = tokens
+
+    async def authenticate(self, token: str) -> Principal | None:
+        for known, principal in self._tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                return principal
+        return None
+
+
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    # Browsers cannot set headers on a WebSocket handshake.
+    return request.query.get("token") if request.headers.get("Upgrade", "").lower() == "websocket" else None
+
+
+def requires(*roles: str) -> Callable[[Handler], Handler]:
+    """Handler decorator: 401 without a valid token, 403 when the role is not allowed."""
+
+    def decorate(handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            token = bearer_token(request)
+            principal = await request.app[AUTHENTICATOR].authenticate(token) if token else None
+            if principal is None:
+                raise web.HTTPUnauthorized(
+                    text='{"error": "missing or invalid bearer token"}', content_type="application/json",
+                    headers={"WWW-Authenticate": 'Bearer realm="cti"'})
+            if principal.role not in roles:
+                raise web.HTTPForbidden(
+                    text=f'{{"error": "role {principal.role} may not use this endpoint"}}',
+                    content_type="application/json")
+            request["principal"] = principal
+            return await handler(request)
+
+        guarded.__name__ = handler.__name__
+        guarded.__doc__ = handler.__doc__
+        return guarded
+
+    return decorate
