@@ -1,0 +1,45 @@
+import subprocess
+import sys
+
+import pytest
+
+
+def cti(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+    return subprocess.run([sys.executable, "-m", "cti", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+def test_help_lists_subcommands():
+    result = cti("--help")
+    assert result.returncode == 0
+    for command in ("run", "check-config", "db", "lab"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", [["run"], ["check-config"], ["db", "status"], ["lab", "call"]])
+def test_each_subcommand_has_help(command):
+    result = cti(*command, "--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage: cti " + " ".join(command))
+
+
+def test_bad_config_exits_2_with_the_key_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[ami]\nport = "abc"\n')
+    result = cti("check-config", str(bad))
+    assert result.returncode == 2
+    assert "ami.port: expected an integer 1-65535, got 'abc'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_refuses_bad_environment_before_starting_anything():
+    result = cti("run", env={"CTI_HTTP__PORT": "eighty"})
+    assert result.returncode == 2
+    assert "http.port: expected an integer 1-65535, got 'eighty'" in result.stderr
+
+
+def test_good_config_is_accepted(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text("[http]\nport = 8081\n")
+    result = cti("check-config", str(good))
+    assert result.returncode == 0 and "valid" in result.stdout
