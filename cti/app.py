@@ -16,7 +16,8 @@ import structlog
 from aiohttp import web
 
 from cti.config import Config, redacted
-from cti.http.auth import Principal, StaticTokens
+from cti.http.auth import StaticTokens
+from crm_bridge.principals import Principal
 from cti.http.server import build_app
 from cti.lab import Lab
 from cti.metrics import Metrics

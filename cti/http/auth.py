@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
+from crm_bridge.principals import Principal
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: str
 
 
 class Authenticator(Protocol):
@@ -36,6 +31,7 @@ class StaticTokens:
 
 
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -62,7 +58,7 @@ def requires(*roles: str) -> Callable[[Handler], Handler]:
                 raise web.HTTPForbidden(
                     text=f'{{"error": "role {principal.role} may not use this endpoint"}}',
                     content_type="application/json")
-            request["principal"] = principal
+            request[PRINCIPAL] = principal
             return await handler(request)
 
         guarded.__name__ = handler.__name__
