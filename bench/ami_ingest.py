@@ -1,0 +1,260 @@
+"""AMI ingest throughput: cti's AmiClient against panoramisk 1.4's Manager.
+
+    .venv/bin/python bench/ami_ingest.py [--events N] [--with-call-model]
+
+The stream is real: the AMI events of one queued call on Asterisk 22
+(shared/reference/queued-call-ami.jsonl), repeated to N events. A fake Asterisk in a child
+process (its own core on a 2-core box) sends the banner, answers the login, then writes the
+stream over loopback. Each client logs in and hands every event to a no-op handler; events/s
+run from the first event handled to the last. Both clients run on uvloop, as in production,
+in alternating rounds against the same stream; the median round counts. Pure parser
+throughput on the same bytes is printed too. The last line is the summary: ours / panoramisk,
+end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import uvloop
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from panoramisk import Manager  # noqa: E402
+from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
+
+from cti import logs  # noqa: E402
+from cti.ami.client import AmiClient, AmiSettings  # noqa: E402
+from cti.ami.message import Message  # noqa: E402
+from cti.ami.protocol import AmiParser  # noqa: E402
+
+CAPTURE = REPO_ROOT.parent / "shared" / "reference" / "queued-call-ami.jsonl"
+BANNER = b"Asterisk Call Manager/9.0.0\r\n"
+FULLY_BOOTED = (b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 10\r\n"
+                b"Status: Fully Booted\r\n\r\n")
+EVENTS_PER_WRITE = 100  # writes hold whole events, so replies to actions can go in between
+READ_SIZE = 64 * 1024
+ROUNDS = 3  # measured, after one round to warm up (the first one pays for memory growth)
+DEFAULT_EVENTS = 200_000
+
+
+def recorded_events(count: int) -> list[bytes]:
+    """``count`` events on the wire, the capture repeated."""
+    if not CAPTURE.exists():
+        sys.exit(f"ami_ingest: the reference capture is missing: {CAPTURE}")
+    records = [json.loads(line) for line in CAPTURE.read_text().splitlines() if line.strip()]
+    wire = ["".join(f"{name}: {value}\r\n" for name, value in record.items() if name != "_t")
+            .encode() + b"\r\n" for record in records]
+    return [wire[n % len(wire)] for n in range(count)]
+
+
+# --- the fake Asterisk (child process) ----------------------------------------------------------
+
+def reply_to(request: Message) -> bytes:
+    headers = {"challenge": "Challenge: 1234\r\n", "ping": "Ping: Pong\r\n",
+               "coresettings": "AsteriskSystemName: bench\r\n",
+               "login": "Message: Authentication accepted\r\n"}.get(request["Action"].lower(), "")
+    return f"Response: Success\r\nActionID: {request.action_id}\r\n{headers}\r\n".encode()
+
+
+async def serve_stream(writes: list[bytes], reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+    writer.write(BANNER)
+    parser = AmiParser()
+    streaming: asyncio.Task | None = None
+    while data := await reader.read(READ_SIZE):
+        for request in parser.feed(data):
+            if not isinstance(request, Message):
+                continue
+            writer.write(reply_to(request))
+            if request["Action"].lower() == "login" and streaming is None:
+                writer.write(FULLY_BOOTED)
+                streaming = asyncio.create_task(write_all(writes, writer))
+    if streaming is not None:
+        streaming.cancel()
+
+
+async def write_all(writes: list[bytes], writer: asyncio.StreamWriter) -> None:
+    for data in writes:
+        writer.write(data)
+        await writer.drain()
+
+
+async def run_server(count: int) -> None:
+    events = recorded_events(count)
+    writes = [b"".join(events[n:n + EVENTS_PER_WRITE]) for n in range(0, count, EVENTS_PER_WRITE)]
+    server = await asyncio.start_server(lambda r, w: serve_stream(writes, r, w), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.to_thread(sys.stdin.buffer.read)  # serve until the parent closes our stdin
+
+
+# --- the clients ------------------------------------------------------------------------------
+
+class Stopwatch:
+    """Counts handled events; times the first to the last."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.first = 0.0
+        self.done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first = time.perf_counter()
+        if self.count == self.expected:
+            self.done.set_result(time.perf_counter())
+
+    async def rate(self) -> float:
+        last = await asyncio.wait_for(self.done, 120)
+        return (self.expected - 1) / (last - self.first)
+
+
+async def ours_rate(port: int, expected: int,
+                    feed: Callable[[str, Message], object] | None) -> float:
+    watch = Stopwatch(expected)
+    client = AmiClient(AmiSettings(name="bench", host="127.0.0.1", port=port, auth="plain",
+                                   secret="bench", ping_interval=3600))
+    if feed is None:
+        client.on_event(lambda _name, _message: watch.tick())
+    else:
+        def feed_and_tick(name: str, message: Message) -> None:
+            feed(client.system_name, message)
+            watch.tick()
+        client.on_event(feed_and_tick)
+    await client.connect()
+    try:
+        return await watch.rate()
+    finally:
+        if client.stats.queue_overflow:
+            print(f"  ours dropped {client.stats.queue_overflow} events (queue full)")
+        await client.close()
+
+
+async def panoramisk_rate(port: int, expected: int) -> float:
+    watch = Stopwatch(expected)
+    # Its Login is sent as soon as the TCP connection is up; Pings are pushed out of the run.
+    manager = Manager(host="127.0.0.1", port=port, username="bench", secret="bench",
+                      ping_delay=3600, ping_interval=3600, reconnect_timeout=3600)
+    manager.register_event("*", lambda _manager, _message: watch.tick())
+    await manager.connect()
+    try:
+        return await watch.rate()
+    finally:
+        manager.close()
+
+
+# --- pure parsers --------------------------------------------------------------------------------
+
+def ours_parse_rate(stream: bytes, events: int) -> float:
+    parser = AmiParser()
+    start = time.perf_counter()
+    for offset in range(0, len(stream), READ_SIZE):
+        parser.feed(stream[offset:offset + READ_SIZE])
+    return events / (time.perf_counter() - start)
+
+
+class _NoDispatch:
+    """What panoramisk's protocol needs of its Manager to parse and route: nothing more."""
+
+    save_stream = None
+    forgetable_actions = ()
+    awaiting_actions = ()
+
+    def dispatch(self, message: object) -> None:
+        pass
+
+
+class _NoTransport:
+    def close(self) -> None:
+        pass
+
+
+def panoramisk_parse_rate(stream: bytes, events: int) -> float:
+    protocol = AMIProtocol()
+    protocol.connection_made(_NoTransport())
+    protocol.factory = _NoDispatch()
+    protocol.encoding = "utf8"
+    start = time.perf_counter()
+    for offset in range(0, len(stream), READ_SIZE):
+        protocol.data_received(stream[offset:offset + READ_SIZE])
+    return events / (time.perf_counter() - start)
+
+
+# --- the comparison -------------------------------------------------------------------------------
+
+def call_model_feed() -> Callable[[str, Message], object] | None:
+    try:
+        from cti.callmodel import CallModel
+    except ImportError:
+        return None
+    return CallModel().apply
+
+
+async def start_server(count: int) -> tuple[asyncio.subprocess.Process, int]:
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", "--events", str(count),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    port = int(await server.stdout.readline())
+    return server, port
+
+
+async def compare(count: int, with_call_model: bool) -> None:
+    logs.configure("console", "warning")
+    expected = count + 1  # FullyBooted, then the stream
+    server, port = await start_server(count)
+    try:
+        rates: dict[str, list[float]] = {"ours": [], "panoramisk": []}
+        for round_number in range(ROUNDS + 1):
+            ours = await ours_rate(port, expected, None)
+            panoramisk = await panoramisk_rate(port, expected)
+            label = f"round {round_number}" if round_number else "warm-up"
+            print(f"{label}: ours {ours:.0f} events/s, panoramisk {panoramisk:.0f} events/s",
+                  flush=True)
+            if round_number:
+                rates["ours"].append(ours)
+                rates["panoramisk"].append(panoramisk)
+        if with_call_model:
+            await report_call_model(port, expected)
+    finally:
+        server.kill()
+        await server.wait()
+    stream = BANNER + b"".join(recorded_events(count))
+    print(f"pure parse: ours {ours_parse_rate(stream, count):.0f} events/s, "
+          f"panoramisk {panoramisk_parse_rate(stream, count):.0f} events/s")
+    ours, panoramisk = statistics.median(rates["ours"]), statistics.median(rates["panoramisk"])
+    print(f"ami_ingest ratio_vs_panoramisk={ours / panoramisk:.2f} ours_eps={ours:.0f} "
+          f"panoramisk_eps={panoramisk:.0f}")
+
+
+async def report_call_model(port: int, expected: int) -> None:
+    feed = call_model_feed()
+    if feed is None:
+        print("with call model: skipped, cti.callmodel is not importable")
+        return
+    rate = await ours_rate(port, expected, feed)
+    print(f"with call model: ours {rate:.0f} events/s (AmiClient feeding CallModel.apply)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="stream length")
+    parser.add_argument("--with-call-model", action="store_true",
+                        help="also feed every event to cti.callmodel's CallModel, if importable")
+    parser.add_argument("--serve", action="store_true", help="internal: be the fake Asterisk")
+    options = parser.parse_args()
+    uvloop.run(run_server(options.events) if options.serve
+               else compare(options.events, options.with_call_model))
+
+
+if __name__ == "__main__":
+    main()
