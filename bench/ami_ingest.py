@@ -60,7 +60,7 @@ def recorded_events(count: int) -> list[bytes]:
 
 def reply_to(request: Message) -> bytes:
     headers = {"challenge": "Challenge: 1234\r\n", "ping": "Ping: Pong\r\n",
-               "coresettings": "AsteriskSystemName: bench\r\n",
+               "coresettings": "SystemName: bench\r\n",
                "login": "Message: Authentication accepted\r\n"}.get(request["Action"].lower(), "")
     return f"Response: Success\r\nActionID: {request.action_id}\r\n{headers}\r\n".encode()
 

@@ -1,13 +1,14 @@
 """The composition root: builds every component from the Config and runs them together.
 
 No other module keeps process-wide state; everything a component needs is handed to it here.
-Start order is lab -> database -> HTTP; stop order is the reverse, and each step of a stop
-runs even if an earlier one failed, so nothing is left running.
+Start order is lab -> database -> FastAGI -> AMI links -> HTTP; stop order is the reverse,
+and each step of a stop runs even if an earlier one failed, so nothing is left running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import signal
 from pathlib import Path
@@ -15,12 +16,17 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from cti.agi.server import AgiServer
+from cti.callmodel.bus import EventBus
+from cti.callmodel.model import CallModel
 from cti.config import Config, redacted
 from cti.http.auth import StaticTokens
 from crm_bridge.principals import Principal
 from cti.http.server import build_app
 from cti.lab import Lab
-from cti.metrics import Metrics
+from cti.link import AmiLink
+from cti.metrics import Metrics, stat_families
+from cti.sessions import InboundSessions
 from crm_bridge.database import Database
 
 log = structlog.get_logger(__name__)
@@ -33,6 +39,14 @@ class Application:
         self.lab = Lab.from_config(config) if config.lab.enabled else None
         self.database = Database.from_config(config)
         self.readiness = {"database": self.database.check}
+        self.calls = CallModel()
+        self.bus = EventBus()
+        self.links = {name: AmiLink(name, server, self.calls, self.bus)
+                      for name, server in config.ami_servers().items()}
+        self.readiness.update({f"ami.{name}": link.check for name, link in self.links.items()})
+        self.agi = AgiServer(config.agi.host, config.agi.port, max_sessions=config.agi.max_sessions,
+                             env_timeout=config.agi.env_timeout) if config.agi.enabled else None
+        self._register_metrics()
         self._runner: web.AppRunner | None = None
         self._stops: list[tuple[str, object]] = []
 
@@ -44,6 +58,11 @@ class Application:
                 self._stops.append(("lab", lambda: asyncio.to_thread(self.lab.stop)))
             await self.database.open()
             self._stops.append(("database", self.database.close))
+            self._stops.append(("bus", self.bus.aclose))
+            await self._start_agi()
+            for link in self.links.values():
+                link.start()
+                self._stops.append((f"ami.{link.name}", link.close))
             await self._start_http()
         except BaseException:
             await self.stop()
@@ -59,6 +78,29 @@ class Application:
             except Exception:
                 log.exception("cti.stop_failed", component=name)
         log.info("cti.stopped")
+
+    async def _start_agi(self) -> None:
+        if self.agi is None:
+            return
+        self.agi.route("inbound", InboundSessions(self.calls, self.bus).handle)
+        await self.agi.start()
+        self._stops.append(("agi", self.agi.close))
+
+    def _register_metrics(self) -> None:
+        def collect() -> list:
+            families = stat_families("cti_ami", "AMI link", "server",
+                                     {name: link.stats() for name, link in self.links.items()},
+                                     gauges=frozenset({"connected"}))
+            if self.agi:
+                stats = dataclasses.asdict(self.agi.stats)
+                families += stat_families("cti_agi", "FastAGI server", "listener", {"agi": stats},
+                                          gauges=frozenset({"sessions_active"}))
+            calls = {"live": sum(1 for _ in self.calls.calls()), "malformed_events": self.calls.malformed_events,
+                     "bus_dropped": self.bus.dropped}
+            families += stat_families("cti_calls", "call model", "model", {"calls": calls},
+                                      gauges=frozenset({"live"}))
+            return families
+        self.metrics.collect_from(collect)
 
     async def _start_http(self) -> None:
         tokens = StaticTokens({self._operator_token(): Principal("operator", "operator")})

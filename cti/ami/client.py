@@ -426,7 +426,7 @@ class AmiClient:
             core_settings = await self._request(link, "CoreSettings")
         except AmiActionError:  # the account may lack the "system" class: learn it from events
             return
-        self._system_name = core_settings.get("AsteriskSystemName") or None
+        self._system_name = core_settings.get("SystemName") or None
         # No name here means none in the events either: stop looking for one.
         self._system_name_settled = True
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from cti.lab.sipp import CallPlan, run_call
 from tests.conftest import _scratch_dir, free_tcp_port
 from tests.daemon import Daemon, processes_mentioning
 
@@ -29,6 +30,18 @@ def test_readyz_answers_200_with_database_and_lab(daemon_with_lab):
     status, body = daemon_with_lab.get_json("/readyz", daemon_with_lab.token)
     assert status == 200, body
     assert body["components"]["database"]["ok"]
+    assert body["components"]["ami.lab"] == {"ok": True, "detail": "connected to asterisk-lab"}
+
+
+def test_a_call_runs_through_the_daemon_s_fastagi(daemon_with_lab):
+    sip_port = int(daemon_with_lab.environ["CTI_LAB__SIP_PORT"])
+    succeeded, complaint = run_call(CallPlan("5551234", "José Müller", "100", hold_ms=500), sip_port)
+    assert succeeded, complaint
+    _, metrics = daemon_with_lab.get("/metrics", daemon_with_lab.token)
+    assert b'cti_agi_sessions_started_total{listener="agi"} 1.0' in metrics
+    assert b'cti_agi_handler_errors_total{listener="agi"} 0.0' in metrics
+    sessions = [e for e in daemon_with_lab.log_events() if e["event"] == "inbound.session"]
+    assert sessions[0]["call_id"].startswith("asterisk-lab:") and sessions[0]["ani"] == "5551234"
 
 
 def test_sigterm_leaves_no_postgres_or_asterisk(daemon_with_lab):

@@ -137,7 +137,7 @@ class FakeAsterisk:
     def _coresettings(self, connection: FakeConnection, request: Message) -> None:
         connection.send(reply(request, "Success", ("AMIversion", "9.0.0"),
                               ("AsteriskVersion", "22.10.1"),
-                              ("AsteriskSystemName", self.system_name)))
+                              ("SystemName", self.system_name)))
 
     def _ping(self, connection: FakeConnection, request: Message) -> None:
         connection.send(reply(request, "Success", ("Ping", "Pong"), ("Timestamp", "1.5")))
