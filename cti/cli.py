@@ -7,6 +7,8 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
+from pathlib import Path
 
 import structlog
 
@@ -24,7 +26,11 @@ def _expected_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "arguments"):
+        args.arguments = extra + args.arguments
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_CONFIG
@@ -74,7 +80,30 @@ def _parser() -> argparse.ArgumentParser:
     _command(db_commands, "status", _db_status, "show applied and pending migrations")
 
     _add_lab_commands(commands)
+    _add_crm_commands(commands)
+    _passthrough(commands, "sim", "acd.sim", "run the real ACD engine on a simulated clock (Erlang C check)")
+    _passthrough(commands, "ivr", "ivr.simulate", "validate and simulate IVR flow files (cti ivr --help)")
     return parser
+
+
+def _passthrough(commands, name: str, module: str, summary: str) -> None:
+    """A command whose own parser lives with its engine; its arguments are handed on as they are."""
+    parser = commands.add_parser(name, help=summary, add_help=False)
+    parser.add_argument("arguments", nargs=argparse.REMAINDER)
+    parser.set_defaults(handler=lambda _config, args: import_module(module).run_cli(args.arguments))
+
+
+def _add_crm_commands(commands) -> None:
+    crm = commands.add_parser("crm", help="the CRM store: import, scoring, API clients",
+                              description="Manage the CRM store's data and its API clients.")
+    crm_sub = crm.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    load = _command(crm_sub, "import", _crm_import, "import customers from a CSV file (bad rows reported by line)")
+    load.add_argument("csv_file", metavar="FILE")
+    _command(crm_sub, "score", _crm_score, "recompute RFM value scores and tiers")
+    client = _command(crm_sub, "client", _crm_client, "create or revoke a REST API client token")
+    client.add_argument("action", choices=("create", "revoke"))
+    client.add_argument("name")
+    client.add_argument("--role", choices=("crm", "supervisor", "operator"), default="crm")
 
 
 def _add_lab_commands(commands) -> None:
@@ -115,30 +144,62 @@ def _check_config(config: config_module.Config, args: argparse.Namespace) -> int
 
 
 def _db_upgrade(config: config_module.Config, _args: argparse.Namespace) -> int:
-    async def upgrade(connection) -> None:
+    async def upgrade(database) -> None:
         from crm_bridge import migrations
-        applied = await migrations.upgrade(connection)
+        async with database.pool.acquire() as connection:
+            applied = await migrations.upgrade(connection)
         print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d} {m.name}" for m in applied))
-    return asyncio.run(_with_database(config, upgrade))
+    return _with_database(config, upgrade, migrate=False)
 
 
 def _db_status(config: config_module.Config, _args: argparse.Namespace) -> int:
-    async def show(connection) -> None:
+    async def show(database) -> None:
         from crm_bridge import migrations
-        for state in await migrations.status(connection):
+        async with database.pool.acquire() as connection:
+            states = await migrations.status(connection)
+        for state in states:
             where = f"applied {state.applied_at}" if state.applied_at else "pending"
             warning = "  (file changed since it was applied)" if state.changed_since_applied else ""
             print(f"{state.migration.version:04d} {state.migration.name:<30} {where}{warning}")
-    return asyncio.run(_with_database(config, show))
+    return _with_database(config, show, migrate=False)
 
 
-async def _with_database(config: config_module.Config, work: Callable) -> int:
+def _crm_import(config: config_module.Config, args: argparse.Namespace) -> int:
+    async def load(database) -> bool:
+        from crm_bridge.importer import run_import
+        report = await run_import(database, Path(args.csv_file), default_country=config.crm.default_country)
+        print("\n".join(report.lines()))
+    return _with_database(config, load)
+
+
+def _crm_score(config: config_module.Config, _args: argparse.Namespace) -> int:
+    async def score(database) -> None:
+        from crm_bridge.scoring import run_scoring
+        print("\n".join((await run_scoring(database)).lines()))
+    return _with_database(config, score)
+
+
+def _crm_client(config: config_module.Config, args: argparse.Namespace) -> int:
+    async def manage(database) -> int:
+        from crm_bridge.api_clients import create_client, revoke_client
+        if args.action == "create":
+            token = await create_client(database.pool, args.name, args.role)
+            print(f"API client {args.name!r} ({args.role}); its token, shown only now:\n{token}")
+            return 0
+        revoked = await revoke_client(database.pool, args.name)
+        print(f"API client {args.name!r} " + ("revoked" if revoked else "not found"))
+        return 0 if revoked else 1
+    return _with_database(config, manage)
+
+
+def _with_database(config: config_module.Config, work: Callable, migrate: bool = True) -> int:
     from crm_bridge.database import Database
-    database = Database.from_config(config)
-    await database.open(migrate=False)
-    try:
-        async with database.pool.acquire() as connection:
-            await work(connection)
-    finally:
-        await database.close()
-    return 0
+
+    async def session() -> int:
+        database = Database.from_config(config)
+        await database.open(migrate=migrate)
+        try:
+            return await work(database) or 0
+        finally:
+            await database.close()
+    return asyncio.run(session())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -102,6 +103,12 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class CrmConfig:
+    # ISO 3166 country of national (non-+) phone numbers, for E.164 normalisation.
+    default_country: str = field(default="US", metadata={"pattern": "^[A-Z]{2}$"})
+
+
+@dataclass(frozen=True)
 class LabConfig:
     """The real Asterisk lab (Debian sid chroot) used by the demo and the tests."""
 
@@ -132,6 +139,7 @@ class Config:
     agi: AgiConfig = field(default_factory=AgiConfig)
     ami: AmiConfig = field(default_factory=AmiConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    crm: CrmConfig = field(default_factory=CrmConfig)
     lab: LabConfig = field(default_factory=LabConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -233,14 +241,14 @@ def _value(hint: Any, spec: dataclasses.Field, value: Any, key: str, problems: l
     if typing.get_origin(hint) in (Mapping, dict):
         return value  # [ami.servers] is built by _ami_servers
     try:
-        return _coerce(hint, value, spec.metadata.get("range"))
+        return _coerce(hint, value, spec.metadata.get("range"), spec.metadata.get("pattern"))
     except ValueError as expectation:
         shown = "***" if spec.metadata.get("secret") else repr(value)
         problems.append(f"{key}: expected {expectation}, got {shown}")
         return spec.default
 
 
-def _coerce(hint: Any, value: Any, bounds: tuple | None) -> Any:
+def _coerce(hint: Any, value: Any, bounds: tuple | None, pattern: str | None = None) -> Any:
     if typing.get_origin(hint) is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
@@ -251,6 +259,8 @@ def _coerce(hint: Any, value: Any, bounds: tuple | None) -> Any:
     if hint in (int, float):
         return _to_number(hint, value, bounds)
     if hint is str and isinstance(value, str):
+        if pattern and not re.fullmatch(pattern, value):
+            raise ValueError(f"a string matching {pattern}")
         return value
     raise ValueError("a string")
 

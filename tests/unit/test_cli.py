@@ -43,3 +43,26 @@ def test_good_config_is_accepted(tmp_path):
     good.write_text("[http]\nport = 8081\n")
     result = cti("check-config", str(good))
     assert result.returncode == 0 and "valid" in result.stdout
+
+
+def test_ivr_validate_reports_file_and_line_and_exits_2(tmp_path):
+    flow = tmp_path / "bad.toml"
+    flow.write_text('[nodes.start]\nkind = "menu"\nprompts = ["x"]\noptions = { "1" = "nowhere" }\n')
+    result = cti("ivr", "validate", str(flow))
+    assert result.returncode == 2
+    assert f"{flow}:4: menu 'start': option 1 points to unknown node 'nowhere'" in result.stdout + result.stderr
+
+
+def test_example_flows_validate(tmp_path):
+    from tests.conftest import REPO_ROOT
+    result = cti("ivr", "validate", str(REPO_ROOT / "config" / "flows"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sim_takes_its_own_options():
+    result = cti("sim", "--agents", "14", "--hours", "0.5", "--seed", "3")
+    assert result.returncode == 0 and "14 agents" in result.stdout and "service level" in result.stdout
+
+
+def test_passthrough_does_not_leak_unknown_options_to_other_commands():
+    assert cti("check-config", "--bogus").returncode == 2

@@ -94,3 +94,9 @@ def test_example_file_documents_every_key():
             for key in fields:
                 if key != "servers":
                     assert f"{key} =" in text, f"{section}.{key} is not documented"
+
+
+def test_country_must_be_an_iso_code():
+    with pytest.raises(ConfigError) as caught:
+        load(None, {"CTI_CRM__DEFAULT_COUNTRY": "germany"})
+    assert caught.value.problems == ["crm.default_country: expected a string matching ^[A-Z]{2}$, got 'germany'"]
