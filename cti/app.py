@@ -1,7 +1,7 @@
 """The composition root: builds every component from the Config and runs them together.
 
 No other module keeps process-wide state; everything a component needs is handed to it here.
-Start order is lab -> database -> FastAGI -> AMI links -> HTTP; stop order is the reverse,
+Start order is lab -> database -> interaction logger -> FastAGI -> AMI links -> HTTP; stop order is the reverse,
 and each step of a stop runs even if an earlier one failed, so nothing is left running.
 """
 
@@ -20,13 +20,18 @@ from cti.agi.server import AgiServer
 from cti.callmodel.bus import EventBus
 from cti.callmodel.model import CallModel
 from cti.config import Config, redacted
-from cti.http.auth import StaticTokens
+from cti.http.auth import FirstMatch, StaticTokens
+from cti.http.crm_api import CrmStore
 from crm_bridge.principals import Principal
 from cti.http.server import build_app
 from cti.lab import Lab
 from cti.link import AmiLink
 from cti.metrics import Metrics, stat_families
+from cti.recorder import CallRecorder
 from cti.sessions import InboundSessions
+from crm_bridge.api_clients import DatabaseTokens
+from crm_bridge.logger import InteractionLogger
+from crm_bridge.phone import PhoneNormalizer
 from crm_bridge.database import Database
 
 log = structlog.get_logger(__name__)
@@ -46,6 +51,8 @@ class Application:
         self.readiness.update({f"ami.{name}": link.check for name, link in self.links.items()})
         self.agi = AgiServer(config.agi.host, config.agi.port, max_sessions=config.agi.max_sessions,
                              env_timeout=config.agi.env_timeout) if config.agi.enabled else None
+        self.phones = PhoneNormalizer(config.crm.default_country)
+        self.interaction_log: InteractionLogger | None = None
         self._register_metrics()
         self._runner: web.AppRunner | None = None
         self._stops: list[tuple[str, object]] = []
@@ -58,6 +65,7 @@ class Application:
                 self._stops.append(("lab", lambda: asyncio.to_thread(self.lab.stop)))
             await self.database.open()
             self._stops.append(("database", self.database.close))
+            await self._start_interaction_log()
             self._stops.append(("bus", self.bus.aclose))
             await self._start_agi()
             for link in self.links.values():
@@ -79,6 +87,14 @@ class Application:
                 log.exception("cti.stop_failed", component=name)
         log.info("cti.stopped")
 
+    async def _start_interaction_log(self) -> None:
+        # Closed before the database, so queued records are written (or spooled), not lost.
+        self.interaction_log = InteractionLogger(
+            self.database.pool, self.config.path("spool/interactions.jsonl"), self.phones)
+        await self.interaction_log.start()
+        self._stops.append(("interaction_log", self.interaction_log.close))
+        CallRecorder(self.calls, self.bus, self.interaction_log)
+
     async def _start_agi(self) -> None:
         if self.agi is None:
             return
@@ -99,12 +115,16 @@ class Application:
                      "bus_dropped": self.bus.dropped}
             families += stat_families("cti_calls", "call model", "model", {"calls": calls},
                                       gauges=frozenset({"live"}))
+            if self.interaction_log:
+                families += stat_families("cti_interaction_log", "interaction records", "store",
+                                          {"crm": dataclasses.asdict(self.interaction_log.stats)})
             return families
         self.metrics.collect_from(collect)
 
     async def _start_http(self) -> None:
-        tokens = StaticTokens({self._operator_token(): Principal("operator", "operator")})
-        app = build_app(self.metrics, self.readiness, tokens)
+        tokens = FirstMatch(StaticTokens({self._operator_token(): Principal("operator", "operator")}),
+                            DatabaseTokens(self.database.pool))
+        app = build_app(self.metrics, self.readiness, tokens, CrmStore.from_pool(self.database.pool, self.phones))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)

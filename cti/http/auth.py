@@ -30,6 +30,19 @@ class StaticTokens:
         return None
 
 
+class FirstMatch:
+    """Several token sources (the operator's static token, API clients in the database)."""
+
+    def __init__(self, *sources: Authenticator) -> None:
+        self._sources = sources
+
+    async def authenticate(self, token: str) -> Principal | None:
+        for source in self._sources:
+            if principal := await source.authenticate(token):
+                return principal
+        return None
+
+
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 PRINCIPAL = web.RequestKey("principal", Principal)
 

@@ -6,7 +6,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from cti.http import ops
+from cti.http import crm_api, ops
 from cti.http.auth import AUTHENTICATOR, Authenticator
 from cti.metrics import Metrics
 
@@ -32,10 +32,13 @@ def _json_message(reason: str) -> str:
     return orjson.dumps({"error": reason.lower()}).decode()
 
 
-def build_app(metrics: Metrics, readiness: dict, authenticator: Authenticator) -> web.Application:
+def build_app(metrics: Metrics, readiness: dict, authenticator: Authenticator,
+              crm_store: crm_api.CrmStore) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
     app[AUTHENTICATOR] = authenticator
     app[ops.METRICS] = metrics
     app[ops.READINESS] = readiness
+    app[crm_api.CRM_STORE] = crm_store
     ops.add_routes(app)
+    crm_api.add_routes(app)
     return app

@@ -1,12 +1,14 @@
 """`cti run --lab`: the README's first command, on its embedded defaults."""
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from cti.lab.sipp import CallPlan, run_call
 from tests.conftest import _scratch_dir, free_tcp_port
+from tests.unit.test_cli import cti
 from tests.daemon import Daemon, processes_mentioning
 
 
@@ -42,6 +44,24 @@ def test_a_call_runs_through_the_daemon_s_fastagi(daemon_with_lab):
     assert b'cti_agi_handler_errors_total{listener="agi"} 0.0' in metrics
     sessions = [e for e in daemon_with_lab.log_events() if e["event"] == "inbound.session"]
     assert sessions[0]["call_id"].startswith("asterisk-lab:") and sessions[0]["ani"] == "5551234"
+
+
+def test_the_call_is_logged_once_and_served_to_crm_apps(daemon_with_lab):
+    created = cti("crm", "client", "create", "crm-app", env=daemon_with_lab.environ)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert daemon_with_lab.get("/api/crm/interactions", daemon_with_lab.token)[0] == 403  # operator, not crm
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, body = daemon_with_lab.get_json("/api/crm/interactions", token)
+        assert status == 200, body
+        ours = [item for item in body["items"] if item["ani"] == "5551234"]
+        if ours:
+            break
+        time.sleep(0.2)
+    assert len(ours) == 1
+    assert ours[0]["caller_name"] == "José Müller" and ours[0]["dnis"] == "100"
+    assert ours[0]["outcome"] == "ivr_only" and ours[0]["system_name"] == "asterisk-lab"
 
 
 def test_sigterm_leaves_no_postgres_or_asterisk(daemon_with_lab):

@@ -5,7 +5,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from cti.http import crm_api
-from cti.http.crm_api import CRM_STORE, CrmStore
+from cti.http.crm_api import CrmStore
 from cti.http.server import build_app
 from cti.metrics import Metrics
 from crm_bridge.api_clients import DatabaseTokens, create_client
@@ -18,9 +18,7 @@ from tests.integration.crm_support import PHONES, database_fixture, sample_call 
 async def api(database):
     pool = database.pool
     tokens = {role: await create_client(pool, f"{role}-app", role) for role in ("crm", "supervisor", "operator")}
-    app = build_app(Metrics(), {}, DatabaseTokens(pool))
-    app[CRM_STORE] = CrmStore.from_pool(pool, PHONES)
-    crm_api.add_routes(app)
+    app = build_app(Metrics(), {}, DatabaseTokens(pool), CrmStore.from_pool(pool, PHONES))
     client = TestClient(TestServer(app))
     await client.start_server()
     client.tokens = tokens

@@ -1,0 +1,62 @@
+"""Every call the model closes becomes one interaction record in the CRM store.
+
+Until the ACD and IVR report their own results, the outcome is read from what the call
+model saw: lost during an outage, transferred, bridged with another party (completed),
+answered with no one else (handled by the daemon alone: ivr_only), or never answered
+(the caller left: abandoned).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cti.callmodel.bus import EventBus
+from cti.callmodel.events import CallBridged, CallEnded, Outcome
+from cti.callmodel.model import Call, CallModel
+from crm_bridge.interactions import InteractionOutcome, InteractionRecord
+from crm_bridge.logger import InteractionLogger
+
+
+class CallRecorder:
+    def __init__(self, model: CallModel, bus: EventBus, logger: InteractionLogger) -> None:
+        self.model = model
+        self.logger = logger
+        # Calls that shared a bridge with another party: at their end the bridge is gone.
+        self._bridged: set[str] = set()
+        bus.subscribe(self._on_event, (CallBridged, CallEnded))
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, CallBridged):
+            if len(event.bridge_channels) > 1:
+                self._bridged.add(event.call_id)
+            return
+        call = next((c for c in reversed(self.model.recent_ended) if c.call_id == event.call_id), None)
+        bridged = event.call_id in self._bridged
+        self._bridged.discard(event.call_id)
+        if call is not None:
+            self.logger.put(self.record(call, event, bridged))
+
+    @staticmethod
+    def record(call: Call, ended: CallEnded, bridged: bool) -> InteractionRecord:
+        return InteractionRecord(
+            system_name=call.system, linkedid=call.linkedid, started_at=_utc(ended.started_at),
+            ani=call.ani or None, caller_name=call.caller_name or None, dnis=call.dnis or None,
+            answered_at=_utc(ended.answered_at), ended_at=_utc(ended.timestamp),
+            outcome=_outcome(call, ended, bridged), hangup_cause=ended.cause,
+            data={key: value for key, value in call.data.items()})
+
+
+def _outcome(call: Call, ended: CallEnded, bridged: bool) -> InteractionOutcome:
+    if ended.outcome == Outcome.LOST_DURING_OUTAGE:
+        return InteractionOutcome.LOST_DURING_OUTAGE
+    if call.transfers:
+        return InteractionOutcome.TRANSFERRED
+    if bridged:
+        return InteractionOutcome.COMPLETED
+    if ended.answered_at is not None:
+        return InteractionOutcome.IVR_ONLY
+    return InteractionOutcome.ABANDONED
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
