@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,3 +80,24 @@ def processes_mentioning(text: str) -> list[str]:
             if text in command and state != "Z":
                 found.append(command)
     return found
+
+
+@contextlib.contextmanager
+def running_daemon(prefix: str, *args: str, **extra_ports: bool):
+    """A started `cti run` in a scratch data dir with free ports; stopped and removed after.
+
+    ``extra_ports`` names more port settings to pick freely, e.g. CTI_LAB__SIP_PORT=True.
+    """
+    from tests.conftest import _scratch_dir, free_tcp_port
+
+    data_dir = _scratch_dir(prefix)
+    ports = ["CTI_HTTP__PORT", "CTI_DATABASE__EMBEDDED_PORT", "CTI_AGI__PORT", *extra_ports]
+    environ = {"CTI_DATA_DIR": str(data_dir)} | {name: str(free_tcp_port()) for name in ports}
+    instance = Daemon(environ, *args)
+    try:
+        instance.wait_started()
+        yield instance
+    finally:
+        if instance.process.poll() is None:
+            instance.terminate()
+        shutil.rmtree(data_dir, ignore_errors=True)

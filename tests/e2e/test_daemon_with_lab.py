@@ -1,31 +1,19 @@
 """`cti run --lab`: the README's first command, on its embedded defaults."""
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from cti.lab.sipp import CallPlan, run_call
-from tests.conftest import _scratch_dir, free_tcp_port
 from tests.unit.test_cli import cti
-from tests.daemon import Daemon, processes_mentioning
+from tests.daemon import processes_mentioning, running_daemon
 
 
 @pytest.fixture(scope="module")
 def daemon_with_lab():
-    data_dir = _scratch_dir("cti-test-run-lab-")
-    environ = {"CTI_DATA_DIR": str(data_dir), "CTI_HTTP__PORT": str(free_tcp_port()),
-               "CTI_DATABASE__EMBEDDED_PORT": str(free_tcp_port()), "CTI_AGI__PORT": str(free_tcp_port()),
-               "CTI_LAB__SIP_PORT": str(free_tcp_port()), "CTI_LAB__AMI_PORT": str(free_tcp_port())}
-    instance = Daemon(environ, "--lab")
-    try:
-        instance.wait_started()
+    with running_daemon("cti-test-run-lab-", "--lab", CTI_LAB__SIP_PORT=True, CTI_LAB__AMI_PORT=True) as instance:
         yield instance
-    finally:
-        if instance.process.poll() is None:
-            instance.terminate()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_readyz_answers_200_with_database_and_lab(daemon_with_lab):

@@ -1,24 +1,12 @@
-import shutil
-
 import pytest
 
-from tests.conftest import _scratch_dir, free_tcp_port
-from tests.daemon import Daemon, processes_mentioning
+from tests.daemon import processes_mentioning, running_daemon
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    data_dir = _scratch_dir("cti-test-daemon-")
-    environ = {"CTI_DATA_DIR": str(data_dir), "CTI_HTTP__PORT": str(free_tcp_port()),
-               "CTI_DATABASE__EMBEDDED_PORT": str(free_tcp_port()), "CTI_AGI__PORT": str(free_tcp_port())}
-    instance = Daemon(environ)
-    try:
-        instance.wait_started()
+    with running_daemon("cti-test-daemon-") as instance:
         yield instance
-    finally:
-        if instance.process.poll() is None:
-            instance.terminate()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_healthz_is_open(daemon):
