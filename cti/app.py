@@ -30,6 +30,8 @@ from cti.metrics import Metrics, stat_families
 from cti.recorder import CallRecorder
 from cti.sessions import InboundSessions
 from crm_bridge.api_clients import DatabaseTokens
+from crm_bridge.customers import CustomerRepository
+from ivr import load_flows
 from crm_bridge.logger import InteractionLogger
 from crm_bridge.phone import PhoneNormalizer
 from crm_bridge.database import Database
@@ -98,7 +100,9 @@ class Application:
     async def _start_agi(self) -> None:
         if self.agi is None:
             return
-        self.agi.route("inbound", InboundSessions(self.calls, self.bus).handle)
+        flows = load_flows(self.config.ivr.flows) if self.config.ivr.flows else None
+        customers = CustomerRepository(self.database.pool, self.phones)
+        self.agi.route("inbound", InboundSessions(self.calls, self.bus, flows, customers.find_by_account).handle)
         await self.agi.start()
         self._stops.append(("agi", self.agi.close))
 

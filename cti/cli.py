@@ -21,7 +21,8 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     """Errors an operator can act on: printed as one line, no traceback."""
     from cti.lab import LabError
     from crm_bridge.embedded_pg import EmbeddedPostgresError
-    return (LabError, EmbeddedPostgresError, OSError)
+    from ivr import FlowError
+    return (LabError, EmbeddedPostgresError, FlowError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -68,6 +68,12 @@ class AgiConfig:
 
 
 @dataclass(frozen=True)
+class IvrConfig:
+    # Folder (or file) of IVR flows, one TOML file each; empty: no IVR, calls are only recorded.
+    flows: str = ""
+
+
+@dataclass(frozen=True)
 class AmiServerConfig:
     """One Asterisk server; unset keys inherit from the [ami] section."""
 
@@ -137,6 +143,7 @@ class Config:
     data_dir: str = "var"
     http: HttpConfig = field(default_factory=HttpConfig)
     agi: AgiConfig = field(default_factory=AgiConfig)
+    ivr: IvrConfig = field(default_factory=IvrConfig)
     ami: AmiConfig = field(default_factory=AmiConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     crm: CrmConfig = field(default_factory=CrmConfig)

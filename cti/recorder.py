@@ -38,12 +38,14 @@ class CallRecorder:
 
     @staticmethod
     def record(call: Call, ended: CallEnded, bridged: bool) -> InteractionRecord:
+        ivr = call.data.get("ivr") or {}
         return InteractionRecord(
             system_name=call.system, linkedid=call.linkedid, started_at=_utc(ended.started_at),
             ani=call.ani or None, caller_name=call.caller_name or None, dnis=call.dnis or None,
             answered_at=_utc(ended.answered_at), ended_at=_utc(ended.timestamp),
             outcome=_outcome(call, ended, bridged), hangup_cause=ended.cause,
-            data={key: value for key, value in call.data.items()})
+            ivr_path=tuple(ivr.get("path", ())), ivr_data=dict(ivr.get("values", {})),
+            data={key: value for key, value in call.data.items() if key != "ivr"} | {"ivr_result": ivr})
 
 
 def _outcome(call: Call, ended: CallEnded, bridged: bool) -> InteractionOutcome:

@@ -6,81 +6,20 @@ import os
 import signal
 import time
 
-import pytest
-
 from cti.agi.server import AgiHangup, AgiServer
 from cti.callmodel.bus import EventBus
 from cti.callmodel.events import CallEnded, CallStarted, Outcome
 from cti.callmodel.model import CallModel
-from cti.lab.sipp import CallPlan, start_call
 from cti.link import RESTART_TOLERANCE_S, AmiLink
 from cti.sessions import InboundSessions
-
-WAIT = 30.0
-
-
-class Recorder:
-    """Every bus event, and a way to wait for one that matches."""
-
-    def __init__(self, bus: EventBus) -> None:
-        self.events: list = []
-        self._changed = asyncio.Event()
-        bus.subscribe(self._record)
-
-    def _record(self, event) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def wait_for(self, predicate, timeout: float = WAIT):
-        async with asyncio.timeout(timeout):
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                self._changed.clear()
-                await self._changed.wait()
-
-
-async def until(condition, timeout: float = WAIT) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def link(lab, lab_config):
-    """An AMI link to the lab with short liveness and reconnect settings."""
-    server = dataclasses.replace(lab_config.ami_servers()["lab"], ping_interval=0.5, ping_timeout=1.0,
-                                 reconnect_min=0.1, reconnect_max=0.5, action_timeout=5.0)
-    bus = EventBus()
-    instance = AmiLink("lab", server, CallModel(), bus)
-    instance.recorder = Recorder(bus)
-    instance.start()
-    await until(lambda: instance.resyncs >= 1)
-    yield instance
-    await instance.close()
-    await bus.aclose()
-
-
-@pytest.fixture
-def calls(lab):
-    """Start sipp calls into the lab; any still running at the end are stopped."""
-    started = []
-
-    def place(name: str = "José Müller", number: str = "5551234", hold_ms: int = 1000):
-        process = start_call(CallPlan(number, name, "100", hold_ms=hold_ms), lab.settings.sip_port)
-        started.append(process)
-        return process
-
-    yield place
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
+from tests.e2e.conftest import WAIT, Recorder, until
 
 def started_from(number: str):
     return lambda event: isinstance(event, CallStarted) and event.ani == number
+
+
+def ended_call(link, call_id):
+    return link.model.call(call_id) or next((c for c in link.model.recent_ended if c.call_id == call_id), None)
 
 
 async def test_real_call_appears_in_the_call_model_intact(link, calls):
@@ -131,15 +70,11 @@ async def test_inbound_session_is_the_same_call_as_the_model_s(link, lab_config,
     try:
         calls("Ana", "5558888", hold_ms=1500)
         started = await link.recorder.wait_for(started_from("5558888"))
-        await until(lambda: (link.model.call(started.call_id) or _ended(link, started.call_id)).data.get("agi_channel"))
-        call = link.model.call(started.call_id) or _ended(link, started.call_id)
+        await until(lambda: ended_call(link, started.call_id).data.get("agi_channel"))
+        call = ended_call(link, started.call_id)
         assert call.data["agi_channel"].startswith("PJSIP/trunk-") and call.data["agi_path"] == "inbound"
     finally:
         await server.close()
-
-
-def _ended(link, call_id):
-    return next((call for call in link.model.recent_ended if call.call_id == call_id), None)
 
 
 class CuttableProxy:

@@ -1,0 +1,74 @@
+"""Fixtures of the e2e tier: an AMI link to the session's lab, and sipp calls into it."""
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from cti.callmodel.bus import EventBus
+from cti.callmodel.model import CallModel
+from cti.lab.sipp import CallPlan, start_call
+from cti.link import AmiLink
+
+WAIT = 30.0
+
+
+class Recorder:
+    """Every bus event, and a way to wait for one that matches."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.events: list = []
+        self._changed = asyncio.Event()
+        bus.subscribe(self._record)
+
+    def _record(self, event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def wait_for(self, predicate, timeout: float = WAIT):
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def until(condition, timeout: float = WAIT) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def link(lab, lab_config):
+    """An AMI link to the lab with short liveness and reconnect settings."""
+    server = dataclasses.replace(lab_config.ami_servers()["lab"], ping_interval=0.5, ping_timeout=1.0,
+                                 reconnect_min=0.1, reconnect_max=0.5, action_timeout=5.0)
+    bus = EventBus()
+    instance = AmiLink("lab", server, CallModel(), bus)
+    instance.recorder = Recorder(bus)
+    instance.start()
+    await until(lambda: instance.resyncs >= 1)
+    yield instance
+    await instance.close()
+    await bus.aclose()
+
+
+@pytest.fixture
+def calls(lab):
+    """Start sipp calls into the lab; any still running at the end are stopped."""
+    started = []
+
+    def place(name: str = "José Müller", number: str = "5551234", hold_ms: int = 1000, dtmf: tuple = ()):
+        plan = CallPlan(number, name, "100", hold_ms=hold_ms, dtmf=dtmf)
+        process = start_call(plan, lab.settings.sip_port)
+        started.append(process)
+        return process
+
+    yield place
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
