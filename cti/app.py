@@ -34,6 +34,7 @@ from crm_bridge.customers import CustomerRepository
 from ivr import load_flows
 from crm_bridge.logger import InteractionLogger
 from crm_bridge.phone import PhoneNormalizer
+from crm_bridge.webhooks import WebhookDispatcher, WebhookEndpoint
 from crm_bridge.database import Database
 
 log = structlog.get_logger(__name__)
@@ -91,8 +92,15 @@ class Application:
 
     async def _start_interaction_log(self) -> None:
         # Closed before the database, so queued records are written (or spooled), not lost.
+        hooks = self.config.crm.webhooks
+        if hooks:
+            dispatcher = WebhookDispatcher(self.database.pool, {
+                name: WebhookEndpoint(hook.url, hook.secret) for name, hook in hooks.items()})
+            await dispatcher.start()
+            self._stops.append(("webhooks", dispatcher.close))
         self.interaction_log = InteractionLogger(
-            self.database.pool, self.config.path("spool/interactions.jsonl"), self.phones)
+            self.database.pool, self.config.path("spool/interactions.jsonl"), self.phones,
+            webhook_endpoints=list(hooks))
         await self.interaction_log.start()
         self._stops.append(("interaction_log", self.interaction_log.close))
         CallRecorder(self.calls, self.bus, self.interaction_log)

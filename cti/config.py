@@ -109,9 +109,19 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class WebhookConfig:
+    """An endpoint told of every closed interaction, e.g. [crm.webhooks.billing]."""
+
+    url: str = field(default="", metadata={"pattern": "^https?://.+"})
+    # HMAC-SHA256 key of the X-CTI-Signature header.
+    secret: str = _secret()
+
+
+@dataclass(frozen=True)
 class CrmConfig:
     # ISO 3166 country of national (non-+) phone numbers, for E.164 normalisation.
     default_country: str = field(default="US", metadata={"pattern": "^[A-Z]{2}$"})
+    webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -224,21 +234,28 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
     for name, spec in known.items():
         if name in raw:
             values[name] = _value(hints[name], spec, raw[name], f"{prefix}{name}", problems)
-    if cls is AmiConfig:
-        values["servers"] = _ami_servers(raw, values, prefix, problems)
+    for name, hint in hints.items():
+        if typing.get_origin(hint) in (Mapping, dict):
+            values[name] = _named_tables(cls, typing.get_args(hint)[1], raw.get(name, {}), values,
+                                         f"{prefix}{name}", problems)
     return cls(**values)
 
 
-def _ami_servers(raw: dict, ami_values: dict, prefix: str, problems: list[str]) -> dict:
-    servers = raw.get("servers", {})
-    if not isinstance(servers, dict):
-        problems.append(f"{prefix}servers: expected tables [ami.servers.NAME], got {servers!r}")
+def _named_tables(section: type, item: type, tables: Any, section_values: dict, key: str,
+                  problems: list[str]) -> dict:
+    """[section.key.NAME] tables; a section whose class extends the tables' class (AmiConfig)
+    passes its own values down as their defaults."""
+    if not isinstance(tables, dict):
+        problems.append(f"{key}: expected tables [{key}.NAME], got {tables!r}")
         return {}
-    inherited = {k: v for k, v in ami_values.items() if k != "servers"}
+    inherited = {}
+    if issubclass(section, item):
+        item_fields = {f.name for f in dataclasses.fields(item)}
+        inherited = {k: v for k, v in section_values.items() if k in item_fields}
     result = {}
-    for name, table in servers.items():
+    for name, table in tables.items():
         table = {**inherited, **table} if isinstance(table, dict) else table
-        result[name] = _build(AmiServerConfig, table, f"{prefix}servers.{name}.", problems)
+        result[name] = _build(item, table, f"{key}.{name}.", problems)
     return result
 
 
@@ -246,7 +263,7 @@ def _value(hint: Any, spec: dataclasses.Field, value: Any, key: str, problems: l
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.", problems)
     if typing.get_origin(hint) in (Mapping, dict):
-        return value  # [ami.servers] is built by _ami_servers
+        return {}  # built by _named_tables once the section's own values are known
     try:
         return _coerce(hint, value, spec.metadata.get("range"), spec.metadata.get("pattern"))
     except ValueError as expectation:
@@ -311,6 +328,10 @@ def _cross_checks(config: Config) -> list[str]:
         problems.append(
             f"database.pool_min: expected at most database.pool_max ({config.database.pool_max}), "
             f"got {config.database.pool_min}")
+    for name, hook in config.crm.webhooks.items():
+        if not hook.url or not hook.secret:
+            problems.append(f"crm.webhooks.{name}: expected both url and secret, got "
+                            f"{'no url' if not hook.url else 'no secret'}")
     for name, server in config.ami_servers().items():
         if server.reconnect_min > server.reconnect_max:
             problems.append(f"ami.servers.{name}.reconnect_min: expected at most reconnect_max "

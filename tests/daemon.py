@@ -83,7 +83,7 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_daemon(prefix: str, *args: str, **extra_ports: bool):
+def running_daemon(prefix: str, *args: str, environ: dict[str, str] | None = None, **extra_ports: bool):
     """A started `cti run` in a scratch data dir with free ports; stopped and removed after.
 
     ``extra_ports`` names more port settings to pick freely, e.g. CTI_LAB__SIP_PORT=True.
@@ -92,8 +92,8 @@ def running_daemon(prefix: str, *args: str, **extra_ports: bool):
 
     data_dir = _scratch_dir(prefix)
     ports = ["CTI_HTTP__PORT", "CTI_DATABASE__EMBEDDED_PORT", "CTI_AGI__PORT", *extra_ports]
-    environ = {"CTI_DATA_DIR": str(data_dir)} | {name: str(free_tcp_port()) for name in ports}
-    instance = Daemon(environ, *args)
+    settings = {"CTI_DATA_DIR": str(data_dir)} | {name: str(free_tcp_port()) for name in ports}
+    instance = Daemon(settings | (environ or {}), *args)
     try:
         instance.wait_started()
         yield instance

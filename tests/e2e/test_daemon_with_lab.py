@@ -1,18 +1,47 @@
 """`cti run --lab`: the README's first command, on its embedded defaults."""
 
+import http.server
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from cti.lab.sipp import CallPlan, run_call
+from crm_bridge.webhooks import verify_signature
 from tests.unit.test_cli import cti
 from tests.daemon import processes_mentioning, running_daemon
 
 
+class WebhookReceiver(http.server.BaseHTTPRequestHandler):
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args) -> None:
+        pass
+
+HOOK_SECRET = "hook-secret-for-tests"
+
+
 @pytest.fixture(scope="module")
-def daemon_with_lab():
-    with running_daemon("cti-test-run-lab-", "--lab", CTI_LAB__SIP_PORT=True, CTI_LAB__AMI_PORT=True) as instance:
+def webhook_receiver():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebhookReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def daemon_with_lab(webhook_receiver):
+    hook = {"CTI_CRM__WEBHOOKS__CRM__URL": f"http://127.0.0.1:{webhook_receiver.server_port}/hook",
+            "CTI_CRM__WEBHOOKS__CRM__SECRET": HOOK_SECRET}
+    with running_daemon("cti-test-run-lab-", "--lab", environ=hook,
+                        CTI_LAB__SIP_PORT=True, CTI_LAB__AMI_PORT=True) as instance:
         yield instance
 
 
@@ -50,6 +79,16 @@ def test_the_call_is_logged_once_and_served_to_crm_apps(daemon_with_lab):
     assert len(ours) == 1
     assert ours[0]["caller_name"] == "José Müller" and ours[0]["dnis"] == "100"
     assert ours[0]["outcome"] == "ivr_only" and ours[0]["system_name"] == "asterisk-lab"
+
+
+def test_the_closed_call_reaches_the_webhook_signed(daemon_with_lab):
+    deadline = time.monotonic() + 30
+    while not WebhookReceiver.received and time.monotonic() < deadline:
+        time.sleep(0.1)
+    headers, body = WebhookReceiver.received[0]
+    assert verify_signature(HOOK_SECRET, headers["X-CTI-Signature"], body, time.time())
+    assert headers["X-CTI-Event-Id"] and "5551234" in body.decode()
+    assert HOOK_SECRET not in daemon_with_lab.log.read_text()
 
 
 def test_sigterm_leaves_no_postgres_or_asterisk(daemon_with_lab):

@@ -91,8 +91,8 @@ def test_example_file_documents_every_key():
     text = example.read_text()
     for section, fields in config.redacted(load(None, {})).items():
         if isinstance(fields, dict):
-            for key in fields:
-                if key != "servers":
+            for key, value in fields.items():
+                if not isinstance(value, dict):  # named tables: documented as examples
                     assert f"{key} =" in text, f"{section}.{key} is not documented"
 
 
@@ -100,3 +100,12 @@ def test_country_must_be_an_iso_code():
     with pytest.raises(ConfigError) as caught:
         load(None, {"CTI_CRM__DEFAULT_COUNTRY": "germany"})
     assert caught.value.problems == ["crm.default_country: expected a string matching ^[A-Z]{2}$, got 'germany'"]
+
+
+def test_webhooks_are_named_tables_needing_url_and_secret():
+    settings = load(None, {"CTI_CRM__WEBHOOKS__BILLING__URL": "https://crm.example/hook",
+                           "CTI_CRM__WEBHOOKS__BILLING__SECRET": "k"})
+    assert settings.crm.webhooks["billing"].url == "https://crm.example/hook"
+    with pytest.raises(ConfigError) as caught:
+        load(None, {"CTI_CRM__WEBHOOKS__BILLING__URL": "https://crm.example/hook"})
+    assert caught.value.problems == ["crm.webhooks.billing: expected both url and secret, got no secret"]
