@@ -109,3 +109,47 @@ async def _interaction(pool, linkedid: str):
             await asyncio.sleep(0.1)
 
 
+
+
+WRONG_ACCOUNT_FLOW = """
+[flow]
+dnis = ["100"]
+default = true
+operator_queue = "operator"
+
+[defaults]
+timeout_ms = 4000
+retries = 2
+
+[nodes.ask_account]
+kind = "collect"
+prompts = ["beep"]
+store = "account"
+min_len = 5
+max_len = 10
+terminator = "#"
+lookup = "validate_account"
+next = "to_billing"
+
+[nodes.to_billing]
+kind = "queue"
+queue = "billing"
+"""
+
+
+async def test_a_wrong_account_three_times_reaches_the_fallback(link, lab_config, calls, store, tmp_path):
+    (tmp_path / "wrong.toml").write_text(WRONG_ACCOUNT_FLOW)
+    customers = CustomerRepository(store.pool, PhoneNormalizer("US"))
+    server = AgiServer("127.0.0.1", lab_config.agi.port)
+    server.route("inbound", InboundSessions(link.model, link.bus, load_flows(tmp_path), customers.find_by_account).handle)
+    await server.start()
+    try:
+        calls("Wrong Account", "5553333", hold_ms=10000, dtmf=("99999#", "88888#", "77777#"))
+        started = await link.recorder.wait_for(lambda e: isinstance(e, CallStarted) and e.ani == "5553333")
+        await link.recorder.wait_for(lambda e: isinstance(e, CallEnded) and e.call_id == started.call_id, timeout=60)
+        ivr = next(c for c in link.model.recent_ended if c.call_id == started.call_id).data["ivr"]
+        assert ivr["path"].count("wrong:ask_account") == 1 and "wrong:to_billing" not in ivr["path"]
+        assert ivr["outcome"]["kind"] == "to_queue" and ivr["outcome"]["queue"] == "operator"
+        assert ivr["notes"] == ["invalid answer at wrong:ask_account after 3 tries"]  # not silence
+    finally:
+        await server.close()
