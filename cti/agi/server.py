@@ -308,8 +308,10 @@ class AgiServer:
         # Kept, not looked up per call: in Python 3.11 get_running_loop() costs a getpid()
         # syscall, three of them a session otherwise.
         self._loop = asyncio.get_running_loop()
+        # A backlog of asyncio's default 100 drops SYNs when a burst of calls arrives at
+        # once (each retried a second later); let the kernel queue as many as we may serve.
         self._server = await self._loop.create_server(
-            lambda: _AgiConnection(self), self.host, self.port)
+            lambda: _AgiConnection(self), self.host, self.port, backlog=max(100, self.max_sessions))
         self.port = self._server.sockets[0].getsockname()[1]  # the real one when 0 was asked
         log.info("agi server listening", host=self.host, port=self.port)
 

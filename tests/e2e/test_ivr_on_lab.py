@@ -2,6 +2,7 @@
 account entry; the path, the data and the customer reach the call and its interaction record."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -16,50 +17,7 @@ from crm_bridge.phone import PhoneNormalizer
 from ivr import load_flows
 from tests.e2e.conftest import WAIT
 
-FLOW = """
-[flow]
-dnis = ["100"]
-default = true
-
-[defaults]
-timeout_ms = 4000
-retries = 1
-
-[nodes.main]
-kind = "menu"
-prompts = ["beep"]
-options = { "1" = "billing", "2" = "support" }
-
-[nodes.billing]
-kind = "menu"
-prompts = ["beep"]
-options = { "1" = "ask_account" }
-
-[nodes.ask_account]
-kind = "collect"
-prompts = ["beep"]
-store = "account"
-min_len = 5
-max_len = 10
-terminator = "#"
-next = "find_customer"
-
-[nodes.find_customer]
-kind = "lookup"
-lookup = "customer_by_account"
-key = "account"
-next = "to_billing"
-not_found = "to_billing"
-
-[nodes.to_billing]
-kind = "queue"
-queue = "billing"
-skills = ["billing"]
-
-[nodes.support]
-kind = "queue"
-queue = "support"
-"""
+BILLING_MENU = Path(__file__).resolve().parents[1] / "flows" / "billing_menu.toml"
 
 
 @pytest.fixture
@@ -71,7 +29,7 @@ async def store(db_dsn):
 
 
 async def test_dtmf_menu_path_and_account_reach_the_call_and_its_record(link, lab_config, calls, store, tmp_path):
-    (tmp_path / "lab.toml").write_text(FLOW)
+    (tmp_path / "lab.toml").write_text(BILLING_MENU.read_text())
     phones = PhoneNormalizer("US")
     customers = CustomerRepository(store.pool, phones)
     await customers.create(customers.parse({"name": "José Müller", "tier": "gold", "account_numbers": ["12345"]}))
