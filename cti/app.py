@@ -13,6 +13,7 @@ import secrets
 import signal
 from pathlib import Path
 
+import aiohttp
 import structlog
 from aiohttp import web
 
@@ -31,6 +32,7 @@ from cti.recorder import CallRecorder
 from cti.sessions import InboundSessions
 from crm_bridge.api_clients import DatabaseTokens
 from crm_bridge.customers import CustomerRepository
+from crm_bridge.external import ExternalCrm
 from ivr import load_flows
 from crm_bridge.logger import InteractionLogger
 from crm_bridge.phone import PhoneNormalizer
@@ -136,12 +138,23 @@ class Application:
     async def _start_http(self) -> None:
         tokens = FirstMatch(StaticTokens({self._operator_token(): Principal("operator", "operator")}),
                             DatabaseTokens(self.database.pool))
-        app = build_app(self.metrics, self.readiness, tokens, CrmStore.from_pool(self.database.pool, self.phones))
+        store = CrmStore.from_pool(self.database.pool, self.phones, self._external_crm())
+        app = build_app(self.metrics, self.readiness, tokens, store)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
         self._stops.append(("http", self._runner.cleanup))
         await site.start()
+
+    def _external_crm(self) -> ExternalCrm | None:
+        settings = self.config.crm.external
+        if not settings.url_template:
+            return None
+        session = aiohttp.ClientSession()
+        self._stops.append(("external_crm", session.close))
+        headers = {settings.api_key_header: settings.api_key} if settings.api_key_header and settings.api_key else {}
+        return ExternalCrm(session, settings.url_template, timeout=settings.timeout,
+                           cache_ttl=settings.cache_ttl, headers=headers)
 
     @property
     def operator_token_file(self) -> Path:

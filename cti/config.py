@@ -118,10 +118,26 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class ExternalCrmConfig:
+    """An external CRM asked for the caller's record; its fields merge into the screen-pop."""
+
+    # GET URL with {e164} or {digits}, e.g. "https://crm.example/api/contacts?phone={e164}".
+    # Empty: no external CRM.
+    url_template: str = field(default="", metadata={"pattern": "^(https?://.+)?$"})
+    # Seconds the pop waits for it before coming without its fields.
+    timeout: float = _positive(1.0)
+    cache_ttl: float = _positive(300.0)
+    # Sent as "<api_key_header>: <api_key>" when both are set.
+    api_key_header: str = ""
+    api_key: str = _secret()
+
+
+@dataclass(frozen=True)
 class CrmConfig:
     # ISO 3166 country of national (non-+) phone numbers, for E.164 normalisation.
     default_country: str = field(default="US", metadata={"pattern": "^[A-Z]{2}$"})
     webhooks: Mapping[str, WebhookConfig] = field(default_factory=dict)
+    external: ExternalCrmConfig = field(default_factory=ExternalCrmConfig)
 
 
 @dataclass(frozen=True)

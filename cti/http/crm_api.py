@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from cti.http.auth import requires
+from crm_bridge.external import ExternalCrm, screen_pop
 from crm_bridge.customers import CUSTOMER_FIELDS, CUSTOMER_READ_ONLY, CUSTOMER_REQUIRED, CustomerRepository
 from crm_bridge.fields import Context, Field, Phone, Text, ValidationError, object_schema, parse_fields
 from crm_bridge.interactions import (
@@ -45,10 +46,12 @@ class CrmStore:
 
     customers: CustomerRepository
     interactions: InteractionRepository
+    # The external CRM whose fields merge into the screen-pop; None: our own record only.
+    external: ExternalCrm | None = None
 
     @classmethod
-    def from_pool(cls, pool, phones: PhoneNormalizer) -> CrmStore:
-        return cls(CustomerRepository(pool, phones), InteractionRepository(pool, phones))
+    def from_pool(cls, pool, phones: PhoneNormalizer, external: ExternalCrm | None = None) -> CrmStore:
+        return cls(CustomerRepository(pool, phones), InteractionRepository(pool, phones), external)
 
 
 CRM_STORE = web.AppKey("crm_store", CrmStore)
@@ -124,6 +127,7 @@ async def delete_customer(request: web.Request) -> web.Response:
 
 _LOOKUP_FIELDS = {"phone": Phone(description="Any notation; normalised to E.164"),
                   "account": Text(64, description="An account number")}
+_POP_FIELDS = {"phone": _LOOKUP_FIELDS["phone"]}
 
 
 async def lookup_customers(request: web.Request) -> web.Response:
@@ -136,6 +140,16 @@ async def lookup_customers(request: web.Request) -> web.Response:
     else:
         found = [customer for customer in [await customers.find_by_account(keys["account"])] if customer]
     return _json({"items": found})
+
+
+async def get_screen_pop(request: web.Request) -> web.Response:
+    """Our customer record for a number, merged with the external CRM's fields. A slow or
+    failing external CRM never holds it back: external_status then says what happened."""
+    store = _store(request)
+    keys = parse_fields(_POP_FIELDS, request.query, Context(store.customers.phones, from_text=True))
+    if "phone" not in keys:
+        raise ValidationError({"phone": "is required"})
+    return _json(await screen_pop(store.customers, store.external, store.customers.phones, keys["phone"]))
 
 
 async def list_interactions(request: web.Request) -> web.Response:
@@ -217,6 +231,11 @@ ROUTES = (
     Route("DELETE", _CUSTOMER_PATH, delete_customer,
           "Delete a customer; their interactions stay, unlinked", WRITERS,
           answers={204: ("Deleted", None), 404: ("No such customer", "Error")}),
+    Route("GET", "/api/crm/pop", get_screen_pop,
+          "The screen-pop for a caller: our customer(s) by phone, merged with the external CRM's fields",
+          READERS, query=_POP_FIELDS,
+          answers={200: ("customer, customers, external (fields), external_status "
+                         "(ok, not_found, timeout, unavailable, not_asked)", None)}),
     Route("GET", "/api/crm/interactions", list_interactions,
           "List interactions, newest first by default, a page at a time", READERS,
           query=INTERACTION_FILTERS | PAGE_FIELDS, answers={200: ("A page of interactions", "InteractionPage")}),
