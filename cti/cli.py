@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _load_config(args)
     except config_module.ConfigError as error:
-        source = getattr(args, "file", None) or args.config or os.environ.get("CTI_CONFIG") or "environment"
+        source = _config_path(args) or "environment"
         print(f"cti: invalid configuration ({source}):\n  " + "\n  ".join(error.problems), file=sys.stderr)
         return EXIT_CONFIG
     logs.configure(config.log.format, config.log.level)
@@ -52,8 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _config_path(args: argparse.Namespace) -> str | None:
+    """check-config's FILE, else --config, else $CTI_CONFIG; None: defaults and environment."""
+    return getattr(args, "file", None) or args.config or os.environ.get("CTI_CONFIG")
+
+
 def _load_config(args: argparse.Namespace) -> config_module.Config:
-    path = getattr(args, "file", None) or args.config or os.environ.get("CTI_CONFIG")
+    path = _config_path(args)
     environ = dict(os.environ)
     if getattr(args, "lab", False):
         environ["CTI_LAB__ENABLED"] = "true"
@@ -166,7 +171,7 @@ def _db_status(config: config_module.Config, _args: argparse.Namespace) -> int:
 
 
 def _crm_import(config: config_module.Config, args: argparse.Namespace) -> int:
-    async def load(database) -> bool:
+    async def load(database) -> None:
         from crm_bridge.importer import run_import
         report = await run_import(database, Path(args.csv_file), default_country=config.crm.default_country)
         print("\n".join(report.lines()))
