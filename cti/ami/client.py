@@ -20,7 +20,7 @@ import itertools
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -453,7 +453,7 @@ class AmiClient:
 
     async def _request(self, link: _Link, name: str, headers: Headers | None = None,
                        timeout: float | None = None, idempotent: bool = True) -> Any:
-        action_id = f"{self._action_id_prefix}-{next(self._action_numbers)}"
+        action_id, headers = self._action_id(link, headers)
         data = action(name, headers, action_id)  # refuses injection before anything is sent
         if link.lost.is_set():  # it dropped during the login: nothing sent, so safe to retry
             raise AmiConnectionLost(f"link lost before {name} was sent ({link.lost_reason})")
@@ -471,6 +471,17 @@ class AmiClient:
                 f"{name} got no reply from {self.settings.name} within {timeout} s") from None
         finally:
             link.pending.pop(action_id, None)
+
+    def _action_id(self, link: _Link, headers: Headers | None) -> tuple[str, Headers | None]:
+        """Ours, unique across reconnects; or the caller's, when it must match later events (an
+        async Originate's OriginateResponse carries it), provided no pending action uses it."""
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        given = [str(value) for key, value in pairs if key.lower() == "actionid"]
+        if not given:
+            return f"{self._action_id_prefix}-{next(self._action_numbers)}", headers
+        if len(given) > 1 or given[0] in link.pending:
+            raise ValueError(f"ActionID {given[0]!r}: given twice, or already used by a pending action")
+        return given[0], [(key, value) for key, value in pairs if key.lower() != "actionid"]
 
     async def _ping_forever(self, link: _Link) -> None:
         settings = self.settings

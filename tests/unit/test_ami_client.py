@@ -543,3 +543,19 @@ def test_runs_on_uvloop() -> None:
 
     with ThreadPoolExecutor(1) as pool:  # a loop of its own, away from the test session's
         assert pool.submit(uvloop.run, scenario()).result(timeout=30) == ("uvloop", "Pong", 1)
+
+
+async def test_a_callers_action_id_is_sent_as_given_and_a_duplicate_is_refused(
+        server: FakeAsterisk, new_client: NewClient) -> None:
+    """An async Originate's OriginateResponse carries the ActionID: the caller must be able to choose it."""
+    held: list[tuple[FakeConnection, Message]] = []
+    server.scripts["originate"] = lambda connection, request: held.append((connection, request))
+    client = new_client()
+    await client.connect()
+    pending = asyncio.ensure_future(client.action("Originate", {"Channel": "PJSIP/1", "ActionID": "cb-7"}))
+    await until(lambda: bool(held))
+    assert held[0][1].action_id == "cb-7" and len(held[0][1].get_all("ActionID")) == 1
+    with pytest.raises(ValueError, match="cb-7"):
+        await client.action("Originate", [("Channel", "PJSIP/2"), ("ActionID", "cb-7")])
+    held[0][0].send(reply(held[0][1], "Success"))
+    assert (await pending).action_id == "cb-7"
