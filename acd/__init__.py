@@ -6,7 +6,7 @@ Modules: ``model`` (settings), ``events`` (events in, decisions out), ``engine``
 ``sim`` (discrete-event simulator, ``cti sim``), ``erlang`` (Erlang C, to check the simulator).
 """
 
-from acd.engine import AcdEngine, AgentSnapshot, QueueSnapshot
+from acd.engine import AcdEngine, AgentSnapshot, QueueSnapshot, WaitingCallSnapshot
 from acd.events import (
     AgentDeviceBusy,
     AgentDeviceFree,
@@ -54,7 +54,7 @@ from acd.model import (
 from acd.skills import SkillExpressionError, parse_skills
 
 __all__ = [
-    "AcdEngine", "AgentSnapshot", "QueueSnapshot",
+    "AcdEngine", "AgentSnapshot", "QueueSnapshot", "WaitingCallSnapshot",
     "AgentDeviceBusy", "AgentDeviceFree", "AgentLogin", "AgentLogout", "AgentNotReady", "AgentReady",
     "CallAbandoned", "CallArrived", "CallbackRequested", "CallbackResult", "CallCompleted", "MoveCall",
     "OfferAccepted", "OfferFailed", "SetAgentSkills", "SetCallPriority", "Tick", "WrapUpDone", "Event",

@@ -93,6 +93,18 @@ class QueueSnapshot:
 
 
 @dataclass(frozen=True)
+class WaitingCallSnapshot:
+    call_id: str
+    queue: str
+    position: int  # 1: the next to be served in its queue
+    priority: int
+    waited: float  # since the first arrival, kept across moves
+    overflow_level: int
+    callback: bool
+    state: str  # waiting, offered (an agent rings), retry_wait (a callback between attempts)
+
+
+@dataclass(frozen=True)
 class AgentSnapshot:
     agent_id: str
     state: AgentState
@@ -210,6 +222,21 @@ class AcdEngine:
         return QueueSnapshot(queue, plan.waiting_count(), max(waits, default=0.0), self.expected_wait(queue),
                              by_state, self.stats.queue_figures(queue, staff_ids, RECENT, now),
                              self.stats.queue_figures(queue, staff_ids, TODAY, now))
+
+    def waiting_snapshot(self, queue: str, now: float) -> list[WaitingCallSnapshot]:
+        """The queue's calls not yet answered, next first: those waiting, then those ringing."""
+        plan = self._plan(queue)
+        waiting = plan.waiting_calls()
+        ringing = [call for call in self._calls.values() if call.plan is plan and call not in waiting
+                   and call.state is not CallState.TALKING]
+        return [WaitingCallSnapshot(call.call_id, queue, position, call.priority, now - call.arrived_at, call.level,
+                                    call.callback_number is not None, str(call.state))
+                for position, call in enumerate([*waiting, *ringing], start=1)]
+
+    def agent_call(self, agent_id: str) -> str | None:
+        """The call the agent is reserved for, talking on or wrapping up."""
+        call = self._agent(agent_id).call
+        return call.call_id if call is not None else None
 
     def agent_snapshot(self, agent_id: str, now: float) -> AgentSnapshot:
         agent = self._agent(agent_id)

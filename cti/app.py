@@ -17,7 +17,12 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from acd.config import read_acd_file
+from cti.acd_runtime import AcdRuntime
+from cti.acd_service import AcdService
 from cti.agi.server import AgiServer
+from cti.queued_call import QueueingSettings
+from crm_bridge.acd_store import AcdStore
 from cti.callmodel.bus import EventBus
 from cti.callmodel.model import CallModel
 from cti.config import Config, redacted
@@ -58,6 +63,10 @@ class Application:
                              env_timeout=config.agi.env_timeout) if config.agi.enabled else None
         self.phones = PhoneNormalizer(config.crm.default_country)
         self.interaction_log: InteractionLogger | None = None
+        self.acd: AcdService | None = None
+        self.acd_runtime: AcdRuntime | None = None
+        self.queueing_settings = QueueingSettings(config.acd.moh_class, config.acd.outbound_interface,
+                                                  config.acd.callback_digit)
         self._register_metrics()
         self._runner: web.AppRunner | None = None
         self._stops: list[tuple[str, object]] = []
@@ -72,6 +81,7 @@ class Application:
             self._stops.append(("database", self.database.close))
             await self._start_interaction_log()
             self._stops.append(("bus", self.bus.aclose))
+            await self._start_acd()
             await self._start_agi()
             for link in self.links.values():
                 link.start()
@@ -107,12 +117,29 @@ class Application:
         self._stops.append(("interaction_log", self.interaction_log.close))
         CallRecorder(self.calls, self.bus, self.interaction_log)
 
+    async def _start_acd(self) -> None:
+        """Queues and agents: the file is imported into the store when it changed, then the store
+        (with the supervisors' live changes) is what the engine runs."""
+        if not self.config.acd.file:
+            return
+        path = Path(self.config.acd.file).resolve()
+        store = AcdStore(self.database.pool)
+        await store.import_definitions(*read_acd_file(path), source=str(path))
+        self.acd_runtime = AcdRuntime(await store.load(), self.calls, self.bus, self.links, self.queueing_settings)
+        self.acd = self.acd_runtime.acd
+        self._stops.append(("acd", self.acd_runtime.close))
+
     async def _start_agi(self) -> None:
         if self.agi is None:
             return
         flows = load_flows(self.config.ivr.flows) if self.config.ivr.flows else None
         customers = CustomerRepository(self.database.pool, self.phones)
-        self.agi.route("inbound", InboundSessions(self.calls, self.bus, flows, customers.find_by_account).handle)
+        queueing = None
+        if self.acd_runtime is not None:
+            queueing = self.acd_runtime.queueing(customers.find_by_phone)
+            self.acd_runtime.add_routes(self.agi)
+        self.agi.route("inbound", InboundSessions(self.calls, self.bus, flows, customers.find_by_account,
+                                                  queueing).handle)
         await self.agi.start()
         self._stops.append(("agi", self.agi.close))
 

@@ -74,6 +74,16 @@ class IvrConfig:
 
 
 @dataclass(frozen=True)
+class AcdConfig:
+    """The ACD: queues, agents and overflow plans (a TOML file, see config/acd.toml)."""
+
+    file: str = ""
+    moh_class: str = "default"
+    outbound_interface: str = field(default="", metadata={"pattern": "^(.*\\{number\\}.*)?$"})
+    callback_digit: str = field(default="1", metadata={"pattern": "^[0-9*#]$"})
+
+
+@dataclass(frozen=True)
 class AmiServerConfig:
     """One Asterisk server; unset keys inherit from the [ami] section."""
 
@@ -170,6 +180,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     agi: AgiConfig = field(default_factory=AgiConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
+    acd: AcdConfig = field(default_factory=AcdConfig)
     ami: AmiConfig = field(default_factory=AmiConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     crm: CrmConfig = field(default_factory=CrmConfig)

@@ -101,6 +101,7 @@ class AgiSession:
         self._loop = loop
         self._pending: asyncio.Future[AgiResult] | None = None
         self._hung_up = False
+        self._hangup_seen = asyncio.Event()
 
     @functools.cached_property
     def log(self) -> FilteringBoundLogger:
@@ -109,8 +110,18 @@ class AgiSession:
         return log.bind(call_id=self.uniqueid, channel=self.channel, route=self.path)
 
     @property
+    def caller_number(self) -> str:
+        """The caller's number; '' when Asterisk has none (it says "unknown")."""
+        number = self.callerid or ""
+        return "" if number == "unknown" else number
+
+    @property
     def hung_up(self) -> bool:
         return self._hung_up
+
+    async def wait_hangup(self) -> None:
+        """Returns once the call has hung up: lets a session wait on other things meanwhile."""
+        await self._hangup_seen.wait()
 
     async def command(self, verb: str, *args: str | int) -> AgiResult:
         """Send ``verb`` with ``args`` (strings quoted, integers bare) and return the 200 reply.
@@ -199,6 +210,7 @@ class AgiSession:
 
     def _hang_up(self, reason: str) -> None:
         self._hung_up = True
+        self._hangup_seen.set()
         if self._pending is not None and not self._pending.done():
             self._pending.set_exception(AgiHangup(reason))
 

@@ -1,0 +1,167 @@
+"""The ACD inside the daemon: the pure engine (acd/) on a monotonic clock, with its deadline timer.
+
+Events come from FastAGI sessions (a caller queued, a ring answered or not, a caller gone), from
+the AMI (agent devices busy with other calls, calls bridged), from agent desktops and supervisors.
+Each decision goes to the session holding that call (its inbox), and to every listener (desktops,
+the supervisor wall, the interaction data). The engine is called from the event loop only, so it
+needs no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from acd import (AcdEngine, AcdError, AgentDeviceBusy, AgentDeviceFree, CancelOffer, Decision, Event, Offer,
+                 OfferAccepted, Tick)
+from acd.config import AcdDefinitions
+from cti.callmodel.events import CallBridged, DeviceStateChanged
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[Decision], None]
+# AMI device states in which an agent's phone cannot take a call (Asterisk's DeviceStateChange).
+BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD", "UNAVAILABLE"})
+
+
+class AcdService:
+    def __init__(self, definitions: AcdDefinitions, *, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.definitions = definitions
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.engine = AcdEngine(definitions.settings(day_start=self._day_start))
+        self._inboxes: dict[str, asyncio.Queue[object]] = {}
+        self._listeners: list[Listener] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._device_agents = {agent.device: agent.agent_id for agent in definitions.agents if agent.device}
+        # call_id -> agent_id while that agent's phone rings for it: a bridge means it answered.
+        self.ringing: dict[str, str] = {}
+        # call_id -> (agent_id, engine time) of answers the holding session has not yet seen.
+        self.accepted: dict[str, tuple[str, float]] = {}
+        self.decisions_made = 0
+        self.listener_errors = 0
+
+    # --- feeding the engine ---
+
+    def submit(self, event: Event) -> list[Decision]:
+        """Hand ``event`` to the engine now and carry its decisions out. AcdError reaches the caller."""
+        decisions = self.engine.handle(event, self.clock())
+        for decision in decisions:
+            self._deliver(decision)
+        self._arm_timer()
+        return decisions
+
+    def now(self) -> float:
+        return self.clock()
+
+    def wall_time(self, monotonic: float) -> float:
+        """Epoch seconds of an engine time (engine times are monotonic)."""
+        return self.wall_clock() - (self.clock() - monotonic)
+
+    def _day_start(self, now: float) -> float:
+        """Local midnight on the engine's clock, for "today" figures."""
+        wall = self.wall_time(now)
+        midnight = datetime.fromtimestamp(wall).replace(hour=0, minute=0, second=0, microsecond=0)
+        return now - (wall - midnight.timestamp())
+
+    def _arm_timer(self) -> None:
+        deadline = self.engine.next_deadline()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            delay = max(0.0, deadline - self.clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        try:
+            self.submit(Tick())
+        except AcdError:
+            log.exception("acd.tick_failed")
+
+    # --- delivering decisions ---
+
+    def hold(self, call_id: str) -> asyncio.Queue[object]:
+        """The inbox of a session about to queue ``call_id``: its decisions and caller's digits."""
+        inbox: asyncio.Queue[object] = asyncio.Queue()
+        self._inboxes[call_id] = inbox
+        return inbox
+
+    def release(self, call_id: str) -> None:
+        self._inboxes.pop(call_id, None)
+        self.ringing.pop(call_id, None)
+        self.accepted.pop(call_id, None)
+
+    def answer(self, call_id: str, agent_id: str) -> None:
+        """The agent ringing for ``call_id`` answered; a second report of the same answer is a no-op."""
+        if self.ringing.get(call_id) == agent_id:
+            del self.ringing[call_id]
+            self.accepted[call_id] = (agent_id, self.clock())
+            self.submit(OfferAccepted(call_id, agent_id))
+
+    def position(self, call_id: str) -> int | None:
+        """1 for the next call to be served in its queue; None when it is not waiting."""
+        for queue in self.definitions.queues:
+            waiting = self.engine.waiting_calls(queue.name)
+            if call_id in waiting:
+                return waiting.index(call_id) + 1
+        return None
+
+    def post(self, call_id: str, item: object) -> bool:
+        """Put something that is not a decision (a digit the caller pressed) in a call's inbox."""
+        inbox = self._inboxes.get(call_id)
+        if inbox is not None:
+            inbox.put_nowait(item)
+        return inbox is not None
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _deliver(self, decision: Decision) -> None:
+        self.decisions_made += 1
+        if isinstance(decision, Offer):
+            self.ringing[decision.call_id] = decision.agent_id
+        elif isinstance(decision, CancelOffer):
+            self.ringing.pop(decision.call_id, None)
+        call_id = getattr(decision, "call_id", None)
+        if call_id is not None:
+            self.post(call_id, decision)
+        for listener in tuple(self._listeners):
+            try:
+                listener(decision)
+            except Exception:
+                self.listener_errors += 1
+                log.exception("acd.listener_failed", decision=type(decision).__name__)
+
+    # --- what the AMI tells us ---
+
+    def on_call_event(self, event) -> None:
+        """Bus subscriber: agent devices busy elsewhere, and rings answered (the call bridged)."""
+        if isinstance(event, DeviceStateChanged):
+            self._device_changed(event)
+        elif isinstance(event, CallBridged) and len(event.bridge_channels) > 1:
+            agent_id = self.ringing.get(event.call_id)
+            if agent_id is not None:
+                self.answer(event.call_id, agent_id)
+
+    def _device_changed(self, event: DeviceStateChanged) -> None:
+        agent_id = self._device_agents.get(event.device)
+        if agent_id is None:
+            return
+        busy = event.state.upper() in BUSY_DEVICE_STATES
+        self.submit(AgentDeviceBusy(agent_id) if busy else AgentDeviceFree(agent_id))
+
+    def agent_interface(self, agent_id: str) -> str:
+        return self.definitions.agent(agent_id).interface
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
