@@ -128,6 +128,12 @@ def _add_lab_commands(commands) -> None:
     call.add_argument("--to", dest="dialled", default="100", help="number dialled (DNIS)")
     call.add_argument("--dtmf", default="", help='DTMF groups sent as SIP INFO, comma separated: "1,2,12345#"')
     call.add_argument("--hold", type=float, default=3.0, help="seconds to stay on the line before hanging up")
+    phone = _command(lab_sub, "phone", lab_commands.phone, "run a SIP phone (sipp) the lab can dial, until Ctrl-C")
+    phone.add_argument("--port", type=int, help="UDP port on 127.0.0.1 (default: a free one)")
+    answer = phone.add_mutually_exclusive_group()
+    answer.add_argument("--answer-after-ms", type=int, default=300, help="ring this long, then answer")
+    answer.add_argument("--no-answer", action="store_true", help="ring until Asterisk cancels")
+    answer.add_argument("--busy", action="store_true", help="refuse every call with 486 Busy Here")
 
 
 def _command(subparsers, name: str, handler: Callable, summary: str) -> argparse.ArgumentParser:

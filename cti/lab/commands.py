@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import tempfile
+from pathlib import Path
 
 from cti.config import Config
 from cti.lab import Lab
+from cti.lab.phones import Phone, PhonePlan
 from cti.lab.sipp import CallPlan, run_call
 
 
@@ -49,3 +53,20 @@ def call(config: Config, args: argparse.Namespace) -> int:
     print(f"call from {plan.caller_name} <{plan.caller_number}> to {plan.dialled}: "
           + ("completed" if succeeded else f"failed\n{complaint}"))
     return 0 if succeeded else 1
+
+
+def phone(_config: Config, args: argparse.Namespace) -> int:
+    try:
+        plan = PhonePlan(answer_after_ms=None if args.no_answer else args.answer_after_ms, busy=args.busy)
+    except ValueError as error:
+        print(f"cti lab phone: {error}")
+        return 2
+    # SIGTERM stops it as Ctrl-C does: through the with block, which stops sipp too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Our own work dir, so the message log outlives the phone.
+    with Phone(plan, args.port, Path(tempfile.mkdtemp(prefix="cti-phone-"))) as running:
+        print(f"phone on UDP {running.port}, dial {running.dial_string('agent1')} (any user part); "
+              f"SIP messages in {running.messages_log}; Ctrl-C stops it", flush=True)
+        code = running.process.wait()
+    print(f"sipp exited with code {code}; see {running.workdir}")
+    return 1

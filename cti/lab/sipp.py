@@ -2,7 +2,8 @@
 
 sipp's stock uac scenario sets the caller id to "sipp" and fails when the far end hangs up
 first. Ours sets the caller number and name, sends DTMF as SIP INFO (the lab trunk uses
-dtmf_mode=info), and accepts a BYE from Asterisk at any wait.
+dtmf_mode=info), and accepts a BYE from Asterisk at any wait. The XML helpers (scenario_document,
+reply, sdp) and launch() also serve the lab's phones (cti.lab.phones).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from xml.sax.saxutils import escape
 
 DTMF_CHARS = set("0123456789*#")
@@ -60,11 +62,12 @@ class ScenarioBuilder:
             wait = self.plan.dtmf_gap_ms
         self._wait_or_bye(self.plan.hold_ms if not self.plan.dtmf else wait + self.plan.hold_ms)
         self._bye()
-        return _SCENARIO.format(steps="\n".join(self.steps), ok=_OK_TO_BYE)
+        return scenario_document("cti lab call", [*self.steps, '<label id="far_end_bye"/>', reply("200 OK"),
+                                                  '<label id="done"/>'])
 
     def _invite(self) -> None:
         number, name = self.plan.caller_number, escape(self.plan.caller_name)
-        self.steps.append(_INVITE.format(number=number, name=name))
+        self.steps.append(_INVITE.format(number=number, name=name, sdp=sdp(telephone_event=True)))
         self.steps.append(_ACK.format(number=number, name=name))
 
     def _wait_or_bye(self, milliseconds: int) -> None:
@@ -95,17 +98,22 @@ def free_udp_port() -> int:
 
 def start_call(plan: CallPlan, sip_port: int, workdir: Path | None = None) -> subprocess.Popen:
     """Start sipp for one call; the caller waits on the returned process (exit 0 = success)."""
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="cti-sipp-"))
+    return launch(ScenarioBuilder(plan).build(), workdir, free_udp_port(),
+                  [f"127.0.0.1:{sip_port}", "-m", "1", "-s", plan.dialled, "-aa", "-timeout", "120s"])
+
+
+def launch(scenario: str, workdir: Path, local_port: int, extra: list[str],
+           stderr: int | IO = subprocess.PIPE) -> subprocess.Popen:
+    """Write `scenario` into `workdir` and start sipp on it at 127.0.0.1:`local_port`."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise RuntimeError("sipp not found: apt-get install sip-tester")
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="cti-sipp-"))
-    scenario = workdir / "call.xml"
-    scenario.write_text(ScenarioBuilder(plan).build(), encoding="utf-8")
-    media_port = _free_even_port()
-    argv = [sipp, f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-m", "1", "-s", plan.dialled,
-            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(media_port), "-aa",
-            "-nostdin", "-timeout", "120s", "-trace_err", "-error_file", str(workdir / "errors.log")]
-    return subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    path = workdir / "scenario.xml"
+    path.write_text(scenario, encoding="utf-8")
+    argv = [sipp, "-sf", str(path), "-i", "127.0.0.1", "-p", str(local_port), "-mp", str(free_media_port()),
+            "-nostdin", "-trace_err", "-error_file", str(workdir / "errors.log"), *extra]
+    return subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=stderr,
                             env=os.environ | {"LC_ALL": "C.UTF-8"})
 
 
@@ -123,17 +131,17 @@ def run_call(plan: CallPlan, sip_port: int, timeout: float = 120.0) -> tuple[boo
     return process.returncode == 0, "\n".join(lines)
 
 
-def _free_even_port() -> int:
+def free_media_port() -> int:
     # sipp binds RTP on the port and RTCP on port+1 (and video on +2/+3): keep them apart
     # from other concurrent sipp instances.
     for _ in range(50):
         port = free_udp_port() & ~3
-        if port > 1024 and all(_udp_free(port + offset) for offset in range(4)):
+        if port > 1024 and all(udp_port_free(port + offset) for offset in range(4)):
             return port
     raise RuntimeError("no free UDP port block for sipp media")
 
 
-def _udp_free(port: int) -> bool:
+def udp_port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -142,13 +150,51 @@ def _udp_free(port: int) -> bool:
     return True
 
 
+def scenario_document(name: str, steps: list[str]) -> str:
+    return _SCENARIO.format(name=escape(name), steps="\n".join(steps))
+
+
+def reply(status: str, *, to_tag: bool = False, cseq: str = "[last_CSeq:]", body: str = "",
+          retrans: bool = False, next_label: str | None = None) -> str:
+    """A <send> answering the last request received (sipp's [last_*] headers).
+
+    `to_tag` adds our tag to the To header, as the first response of a dialog must. `body` is SDP.
+    `next_label` jumps from the send itself: a <nop next> after it would leave a moment in which
+    sipp stands on the nop and takes the peer's next request as unexpected.
+    """
+    to = "[last_To:];tag=[pid]SIPpTag01[call_number]" if to_tag else "[last_To:]"
+    content = f"Content-Type: application/sdp\nContent-Length: [len]\n\n{body}" if body else "Content-Length: 0"
+    attributes = (' retrans="500"' if retrans else "") + (f' next="{next_label}"' if next_label else "")
+    return f"""<send{attributes}><![CDATA[
+SIP/2.0 {status}
+[last_Via:]
+[last_From:]
+{to}
+[last_Call-ID:]
+{cseq}
+Contact: <sip:[local_ip]:[local_port]>
+{content}
+]]></send>"""
+
+
+def sdp(telephone_event: bool = False) -> str:
+    """PCMU audio at sipp's media address; nothing needs to flow for Asterisk to bridge it."""
+    payloads = "0 101" if telephone_event else "0"
+    events = "a=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n" if telephone_event else ""
+    return f"""v=0
+o=- 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP {payloads}
+a=rtpmap:0 PCMU/8000
+{events}a=sendrecv"""
+
+
 _SCENARIO = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="cti lab call">
+<scenario name="{name}">
 {steps}
-<label id="far_end_bye"/>
-{ok}
-<label id="done"/>
 </scenario>
 """
 
@@ -164,16 +210,7 @@ Max-Forwards: 70
 Content-Type: application/sdp
 Content-Length: [len]
 
-v=0
-o=- 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-16
-a=sendrecv
+{sdp}
 ]]></send>
 <recv response="100" optional="true"/>
 <recv response="180" optional="true"/>
@@ -217,16 +254,5 @@ Call-ID: [call_id]
 CSeq: {cseq} BYE
 Contact: <sip:{number}@[local_ip]:[local_port]>
 Max-Forwards: 70
-Content-Length: 0
-]]></send>"""
-
-_OK_TO_BYE = """<send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port]>
 Content-Length: 0
 ]]></send>"""
