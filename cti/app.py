@@ -35,11 +35,20 @@ from cti.link import AmiLink
 from cti.metrics import Metrics, stat_families
 from cti.recorder import CallRecorder
 from cti.sessions import InboundSessions
+from cti.desktop.pop import PopBuilder
+from cti.desktop.service import AgentDesks, DeskSettings
+from cti.desktop.sessions import AgentSessions
+from crm_bridge.agent_sessions import AgentSessionStore, active_dispositions
+from crm_bridge.agents import AgentRepository
+from crm_bridge.dnis import DnisDirectory
+from crm_bridge.interactions import InteractionRepository
+from cti.supervision import Supervision
 from crm_bridge.api_clients import DatabaseTokens
 from crm_bridge.customers import CustomerRepository
 from crm_bridge.external import ExternalCrm
 from ivr import load_flows
 from crm_bridge.logger import InteractionLogger
+from crm_bridge.reports import Reports
 from crm_bridge.phone import PhoneNormalizer
 from crm_bridge.webhooks import WebhookDispatcher, WebhookEndpoint
 from crm_bridge.database import Database
@@ -62,6 +71,7 @@ class Application:
         self.agi = AgiServer(config.agi.host, config.agi.port, max_sessions=config.agi.max_sessions,
                              env_timeout=config.agi.env_timeout) if config.agi.enabled else None
         self.phones = PhoneNormalizer(config.crm.default_country)
+        self.flows = load_flows(config.ivr.flows) if config.ivr.flows else None
         self.interaction_log: InteractionLogger | None = None
         self.acd: AcdService | None = None
         self.acd_runtime: AcdRuntime | None = None
@@ -115,7 +125,7 @@ class Application:
             webhook_endpoints=list(hooks))
         await self.interaction_log.start()
         self._stops.append(("interaction_log", self.interaction_log.close))
-        CallRecorder(self.calls, self.bus, self.interaction_log)
+        self.recorder = CallRecorder(self.calls, self.bus, self.interaction_log)
 
     async def _start_acd(self) -> None:
         """Queues and agents: the file is imported into the store when it changed, then the store
@@ -124,21 +134,22 @@ class Application:
             return
         path = Path(self.config.acd.file).resolve()
         store = AcdStore(self.database.pool)
-        await store.import_definitions(*read_acd_file(path), source=str(path))
-        self.acd_runtime = AcdRuntime(await store.load(), self.calls, self.bus, self.links, self.queueing_settings)
+        definitions, sha256 = read_acd_file(path)
+        await store.import_definitions(definitions, str(path), sha256)
+        self.acd_runtime = AcdRuntime(await store.load(), self.calls, self.bus, self.links, self.queueing_settings,
+                                      self.flows)
         self.acd = self.acd_runtime.acd
         self._stops.append(("acd", self.acd_runtime.close))
 
     async def _start_agi(self) -> None:
         if self.agi is None:
             return
-        flows = load_flows(self.config.ivr.flows) if self.config.ivr.flows else None
         customers = CustomerRepository(self.database.pool, self.phones)
         queueing = None
         if self.acd_runtime is not None:
             queueing = self.acd_runtime.queueing(customers.find_by_phone)
             self.acd_runtime.add_routes(self.agi)
-        self.agi.route("inbound", InboundSessions(self.calls, self.bus, flows, customers.find_by_account,
+        self.agi.route("inbound", InboundSessions(self.calls, self.bus, self.flows, customers.find_by_account,
                                                   queueing).handle)
         await self.agi.start()
         self._stops.append(("agi", self.agi.close))
@@ -163,15 +174,42 @@ class Application:
         self.metrics.collect_from(collect)
 
     async def _start_http(self) -> None:
+        desks = await self._start_desktops()
+        agent_tokens = (desks.sessions,) if desks else ()
         tokens = FirstMatch(StaticTokens({self._operator_token(): Principal("operator", "operator")}),
-                            DatabaseTokens(self.database.pool))
+                            *agent_tokens, DatabaseTokens(self.database.pool))
         store = CrmStore.from_pool(self.database.pool, self.phones, self._external_crm())
-        app = build_app(self.metrics, self.readiness, tokens, store)
+        app = build_app(self.metrics, self.readiness, tokens, store, Reports(self.database.pool),
+                        supervision=self._start_supervision(), desks=desks)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
         self._stops.append(("http", self._runner.cleanup))
         await site.start()
+
+    async def _start_desktops(self) -> AgentDesks | None:
+        """Agent desktops (cti/desktop), when the daemon runs an ACD."""
+        if self.acd_runtime is None:
+            return None
+        pool = self.database.pool
+        sessions = AgentSessions(AgentSessionStore(pool), AgentRepository(pool).verify_secret,
+                                 lambda agent_id: self.acd.definitions.agent(agent_id) is not None)
+        pops = PopBuilder(CustomerRepository(pool, self.phones), InteractionRepository(pool, self.phones),
+                          DnisDirectory(pool, self.phones), self._external_crm())
+        desks = AgentDesks(self.acd, self.calls, self.links, sessions, pops, lambda: active_dispositions(pool),
+                           recorder=self.recorder, settings=DeskSettings(self.config.acd.outbound_interface))
+        await desks.start(self.bus)
+        self._stops.append(("desktops", desks.close))
+        return desks
+
+    def _start_supervision(self) -> Supervision | None:
+        """The supervisors' wallboard and actions, when the daemon runs an ACD."""
+        if self.acd_runtime is None:
+            return None
+        supervision = Supervision.build(self.acd, AcdStore(self.database.pool), self.calls,
+                                        self.acd_runtime.call_control)
+        self._stops.append(("supervision", supervision.close))
+        return supervision
 
     def _external_crm(self) -> ExternalCrm | None:
         settings = self.config.crm.external

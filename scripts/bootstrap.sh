@@ -35,3 +35,5 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # The server binaries for the embedded CRM store; the lab's tools; sipp for calls.
 SYSTEM_PACKAGES=(postgresql debootstrap zstd sip-tester ca-certificates)
+# The tests drive the agent and supervisor pages in a real headless browser (Playwright).
+TEST_PACKAGES=(chromium)

@@ -92,8 +92,8 @@ def _not_found(what: str) -> web.HTTPNotFound:
 
 # Handlers ---------------------------------------------------------------------------------
 
-async def openapi(_request: web.Request) -> web.Response:
-    return _json(openapi_document())
+async def openapi(request: web.Request) -> web.Response:
+    return _json(openapi_document(request.app[API_ROUTES]))
 
 
 async def create_customer(request: web.Request) -> web.Response:
@@ -199,7 +199,7 @@ def _csv_cell(value: Any) -> Any:
 
 # Declarations -----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity-hashed: a tuple of routes keys the OpenAPI cache
 class Route:
     method: str
     path: str
@@ -211,6 +211,8 @@ class Route:
     # status -> (description, schema name or None); 401, 403 and 422 are added from the above.
     answers: Mapping[int, tuple[str, str | None]] = field(default_factory=dict)
     content_type: str = "application/json"
+    # Schemas this route's body and answers name, beyond the CRM's (other APIs bring their own).
+    schemas: Mapping[str, dict] = field(default_factory=dict)
 
 
 _CUSTOMER_PATH = r"/api/crm/customers/{id:\d{1,18}}"
@@ -249,9 +251,14 @@ ROUTES = (
 )
 
 
-def add_routes(app: web.Application) -> None:
-    """Register every route of ROUTES; ``app[CRM_STORE]`` must be set before the first request."""
-    for route in ROUTES:
+API_ROUTES = web.AppKey("api_routes", tuple)
+
+
+def add_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
+    """Register ``routes`` (by default the CRM's, which need ``app[CRM_STORE]``) and list them in
+    the app's OpenAPI document. Other features declare their own ROUTES and register them here."""
+    app[API_ROUTES] = app.get(API_ROUTES, ()) + routes
+    for route in routes:
         handler = _answering_422(route.handler)
         app.router.add_route(route.method, route.path, requires(*route.roles)(handler) if route.roles else handler)
 
@@ -331,23 +338,29 @@ def _answer(description: str, schema: str | None, status: int, content_type: str
     return answer
 
 
+_PATH_PARAMETER = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})*))?\}")
+
+
 def _path_parameters(path: str) -> list[dict]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-            for name in re.findall(r"\{(\w+):", path)]
+    """Numeric ids are declared with a digits pattern ({id:\\d{1,18}}); other parameters are names."""
+    return [{"name": name, "in": "path", "required": True,
+             "schema": {"type": "integer", "minimum": 1} if pattern.startswith(r"\d") else {"type": "string"}}
+            for name, pattern in _PATH_PARAMETER.findall(path)]
 
 
 @functools.cache
-def openapi_document() -> dict:
+def openapi_document(routes: tuple[Route, ...] = ROUTES) -> dict:
     paths: dict[str, dict] = {}
-    for route in ROUTES:
+    for route in routes:
         # aiohttp's "{id:<regex>}" (one level of braces inside) is OpenAPI's "{id}".
         path = re.sub(r"\{(\w+):(?:[^{}]|\{[^{}]*\})*\}", r"{\1}", route.path)
         paths.setdefault(path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "cti-server CRM API", "version": "1",
-                 "description": "Customers and the interaction log, for CRM applications. See docs/API.md."},
+        "info": {"title": "cti-server API", "version": "1",
+                 "description": "Customers, the interaction log, reports and the ACD. See docs/API.md."},
         "paths": paths,
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-                       "schemas": _schemas()},
+                       "schemas": _schemas() | {name: schema for route in routes
+                                                for name, schema in route.schemas.items()}},
     }

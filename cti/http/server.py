@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import structlog
 from aiohttp import web
 
-from cti.http import crm_api, ops
+from cti.http import acd_api, crm_api, desktop_api, ops, reports_api, supervisor_api
 from cti.http.auth import AUTHENTICATOR, Authenticator
+from cti.desktop.service import AgentDesks
 from cti.metrics import Metrics
+from cti.supervision import Supervision
+from crm_bridge.reports import Reports
 
 log = structlog.get_logger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 @web.middleware
@@ -33,7 +40,8 @@ def _json_message(reason: str) -> str:
 
 
 def build_app(metrics: Metrics, readiness: dict, authenticator: Authenticator,
-              crm_store: crm_api.CrmStore) -> web.Application:
+              crm_store: crm_api.CrmStore, reports: Reports | None = None,
+              supervision: Supervision | None = None, desks: AgentDesks | None = None) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
     app[AUTHENTICATOR] = authenticator
     app[ops.METRICS] = metrics
@@ -41,4 +49,15 @@ def build_app(metrics: Metrics, readiness: dict, authenticator: Authenticator,
     app[crm_api.CRM_STORE] = crm_store
     ops.add_routes(app)
     crm_api.add_routes(app)
+    if reports is not None:
+        app[reports_api.REPORTS] = reports
+        reports_api.add_routes(app)
+    if desks is not None:
+        app[desktop_api.DESKS] = desks
+        desktop_api.add_routes(app)
+    if supervision is not None:  # the daemon runs an ACD
+        acd_api.add_routes(app, supervision)
+        supervisor_api.add_routes(app, supervision.wallboard)
+    # Pages are public; the data they fetch needs a token.
+    app.router.add_static("/static/", STATIC_DIR)
     return app
