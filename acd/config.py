@@ -449,6 +449,7 @@ _QUEUE_VALUES: Mapping[str, Callable[[object], Any]] = {
     "service_level_seconds": _positive,
     "short_abandon_seconds": _non_negative,
     "initial_aht_seconds": _positive,
+    "survey_flow": _text,
 }
 _CALLBACK_VALUES: Mapping[str, Callable[[object], Any]] = {
     "retry_after_busy": _positive, "retry_after_no_answer": _positive, "retry_after_failed": _positive,

@@ -113,6 +113,9 @@ class QueueSettings:
     # EWT's handle-time average before the queue has handled a call of its own.
     initial_aht_seconds: float = 180.0
     callback: CallbackPolicy = CallbackPolicy()
+    # IVR flow the caller is sent into when the agent hangs up first ("": none). Not used by
+    # the engine; carried here because it is a queue's setting like the others.
+    survey_flow: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@
 inbox for the engine's decisions. An offer stops the music and runs ``EXEC Dial`` to the reserved
 agent: the engine learns of the answer from the AMI (the call is bridged) and of a failed ring
 from DIALSTATUS. When Dial returns after a talk the call is complete; a caller still on the line
-(the agent hung up first) may go on to a survey. A caller who leaves while waiting is an abandon,
-recorded with the wait and the position they had reached. Pressing the callback digit while
+(the agent hung up first) goes on to the queue's survey, if it has one (``after_talk``). A
+caller who leaves while waiting is an abandon, recorded with the wait and the position reached. Pressing the callback digit while
 waiting (seen over the AMI, as the session is not reading digits) keeps their place as a callback.
 """
 
@@ -98,7 +98,8 @@ class QueueTicket:
     priority: int | None
     tier: str | None
     queued_at: float
-    agents: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)  # who answered (and got it by transfer), in order
+    rung: list[str] = field(default_factory=list)  # every agent offered the call, answered or not
     offered_at: float | None = None
     answered_at: float | None = None
     talk_ended_at: float | None = None
@@ -116,7 +117,8 @@ class _Finished(Exception):
 
 class QueuedCall:
     def __init__(self, acd: AcdService, agi: AgiSession, model: CallModel, call_id: str,
-                 settings: QueueingSettings, after_talk: Callable[[], Awaitable[None]] | None = None) -> None:
+                 settings: QueueingSettings,
+                 after_talk: Callable[[QueueTicket], Awaitable[None]] | None = None) -> None:
         self.acd = acd
         self.agi = agi
         self.model = model
@@ -151,9 +153,10 @@ class QueuedCall:
         try:
             await asyncio.wait((getter, hangup), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not getter.done():
+            got = getter.done()
+            if not got:
                 getter.cancel()  # also when the daemon stops this session
-        if getter.cancelled():
+        if not got:
             raise AgiHangup("the caller hung up while waiting")
         return getter.result()
 
@@ -179,7 +182,7 @@ class QueuedCall:
     async def _ring(self, offer: Offer) -> None:
         ticket = self.ticket
         ticket.queue, ticket.offered_at = offer.queue, self.acd.wall_clock()
-        ticket.agents.append(offer.agent_id)
+        ticket.rung.append(offer.agent_id)
         self._attach()
         await self._music(False)
         ring_started, status = self.acd.now(), ""
@@ -192,6 +195,7 @@ class QueuedCall:
             ticket.ring_seconds += (answered or self.acd.now()) - ring_started
             if answered is not None:
                 ticket.answered_at = self.acd.wall_time(answered)
+                ticket.agents.append(offer.agent_id)
                 self._attach()
         if answered is None:
             self.acd.submit(OfferFailed(self.call_id, offer.agent_id, _RING_FAILURES.get(status, "failed")))
@@ -274,7 +278,7 @@ class QueuedCall:
 
     async def _after_talk(self) -> None:
         if self.after_talk is not None:
-            await self.after_talk()
+            await self.after_talk(self.ticket)
         raise _Finished
 
     # --- while waiting ---

@@ -77,7 +77,7 @@ def alice(document: dict) -> dict:
 
 QUEUE_KEYS = ("announce_every, announce_first_after, callback, ewt_limit_seconds, final_action, "
               "initial_aht_seconds, max_wait_seconds, max_waiting, overflow, ring_timeout, "
-              "service_level_seconds, short_abandon_seconds, skills, strategy, weight, wrap_up_seconds")
+              "service_level_seconds, short_abandon_seconds, skills, strategy, survey_flow, weight, wrap_up_seconds")
 
 ERRORS = {
     "a value of the wrong type": (
