@@ -5,8 +5,9 @@ inbox for the engine's decisions. An offer stops the music and runs ``EXEC Dial`
 agent: the engine learns of the answer from the AMI (the call is bridged) and of a failed ring
 from DIALSTATUS. When Dial returns after a talk the call is complete; a caller still on the line
 (the agent hung up first) goes on to the queue's survey, if it has one (``after_talk``). A
-caller who leaves while waiting is an abandon, recorded with the wait and the position reached. Pressing the callback digit while
-waiting (seen over the AMI, as the session is not reading digits) keeps their place as a callback.
+caller who leaves while waiting is an abandon, recorded with the wait and the position reached.
+Pressing the callback digit while waiting (seen over the AMI, as the session is not reading
+digits) keeps their place as a callback.
 """
 
 from __future__ import annotations
