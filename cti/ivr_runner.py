@@ -69,9 +69,12 @@ class IvrRunner:
     async def _collect(self, request: CollectDigits) -> Digits | Timeout:
         entered = await self._play(request.prompts, DTMF if request.barge_in else "") or ""
         while len(entered) < request.max_len and not (request.terminator and entered.endswith(request.terminator)):
-            digit = (await self.agi.wait_for_digit(request.timeout_ms)).digit
-            if digit is None:
+            result = await self.agi.wait_for_digit(request.timeout_ms)
+            if result.failed:  # -1: the channel hung up while waiting (not a timeout, which is 0)
+                raise AgiHangup("WAIT FOR DIGIT failed: the caller hung up")
+            if result.digit is None:
                 break
+            digit = result.digit
             entered += digit
         return Digits(entered) if entered else Timeout()
 

@@ -46,19 +46,21 @@ class CallCenter:
         self.runtime: AcdRuntime | None = None
 
     async def start(self, queues: tuple[QueueSettings, ...], agents: tuple[AgentDefinition, ...],
-                    flow: str = "to_support_queue.toml", outbound_interface: str = "") -> CallCenter:
+                    flows: tuple[str, ...] = ("to_support_queue.toml",), outbound_interface: str = "") -> CallCenter:
+        folder = self.workdir / "flows"
+        folder.mkdir(exist_ok=True)
+        for name in flows:
+            (folder / name).write_text((FLOWS / name).read_text())
+        flow_set = load_flows(folder)
         self.runtime = AcdRuntime(AcdDefinitions(queues, agents), self.link.model, self.link.bus,
-                                  {"lab": self.link}, QueueingSettings(outbound_interface=outbound_interface))
+                                  {"lab": self.link}, QueueingSettings(outbound_interface=outbound_interface), flow_set)
         self.acd = self.runtime.acd
         self.acd.listen(lambda decision: self.decisions.append((time.monotonic(), decision)))
         self.log = InteractionLogger(self.pool, self.workdir / "spool.jsonl", self.phones, flush_interval=0.1)
         await self.log.start()
         CallRecorder(self.link.model, self.link.bus, self.log)
-        flows = self.workdir / "flows"
-        flows.mkdir(exist_ok=True)
-        (flows / flow).write_text((FLOWS / flow).read_text())
         self.agi = AgiServer("127.0.0.1", self.lab_config.agi.port)
-        self.agi.route("inbound", InboundSessions(self.link.model, self.link.bus, load_flows(flows),
+        self.agi.route("inbound", InboundSessions(self.link.model, self.link.bus, flow_set,
                                                   self.customers.find_by_account,
                                                   self.runtime.queueing(self.customers.find_by_phone)).handle)
         self.runtime.add_routes(self.agi)

@@ -61,8 +61,9 @@ def calls(lab):
     """Start sipp calls into the lab; any still running at the end are stopped."""
     started = []
 
-    def place(name: str = "José Müller", number: str = "5551234", hold_ms: int = 1000, dtmf: tuple = ()):
-        plan = CallPlan(number, name, "100", hold_ms=hold_ms, dtmf=dtmf)
+    def place(name: str = "José Müller", number: str = "5551234", hold_ms: int = 1000, dtmf: tuple = (),
+              **timing):
+        plan = CallPlan(number, name, "100", hold_ms=hold_ms, dtmf=dtmf, **timing)
         process = start_call(plan, lab.settings.sip_port)
         started.append(process)
         return process

@@ -9,6 +9,7 @@ a callback completing; an agent whose device is busy with another call not offer
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -204,3 +205,35 @@ async def test_an_agent_whose_device_is_busy_elsewhere_is_not_offered_a_call(lin
 
 def _device_busy(cc: CallCenter, agent_id: str) -> bool:
     return cc.acd.engine._agents[agent_id].device_busy
+
+
+SURVEYED = QueueSettings("support", "support>=50", ring_timeout=4, survey_flow="survey_rating")
+
+
+async def agent_hangs_up(link, cc: CallCenter, call_id: str) -> None:
+    """The agent ends the talk (as from the desktop): their leg is hung up, the caller stays."""
+    call = link.model.call(call_id)
+    agent_leg = next(channel for channel in call.channels.values() if channel.name != call.data["agi_channel"])
+    await cc.runtime.call_control(link.client.system_name).hangup(agent_leg.name)
+
+
+@pytest.mark.parametrize("digits, hold_ms, scores, partial", [
+    (("3", "5"), 4000, {"courtesy": 3, "overall": 5}, False),
+    (("2",), 500, {"courtesy": 2}, True),  # the caller hangs up before the second question is answered
+], ids=["complete", "caller-leaves-mid-survey"])
+async def test_a_survey_after_the_agent_call_stores_its_scores(link, center, phones, calls, digits, hold_ms,
+                                                             scores, partial):
+    cc = await center(queues=(SURVEYED,), agents=(agent("a1", phones(), support=80),),
+                      flows=("to_support_queue.toml", "survey_rating.toml"))
+    ready(cc.acd, "a1")
+    calls("Caller", "2125550161", hold_ms=hold_ms, dtmf=digits, first_dtmf_after_ms=6000, dtmf_gap_ms=2500)
+    call = await started_call(link, "2125550161")
+    await cc.decision(lambda d: isinstance(d, AgentStateChanged) and d.state is AgentState.ON_CALL)
+    await asyncio.sleep(1.0)
+    await agent_hangs_up(link, cc, call.call_id)
+    await cc.decision(lambda d: isinstance(d, CallEnded) and d.outcome == "completed")
+    await link.recorder.wait_for(lambda e: type(e).__name__ == "CallEnded" and e.call_id == call.call_id, timeout=30)
+    row = await cc.interaction(call.call_id.partition(":")[2])
+    survey = json.loads(row["data"])["survey"]
+    assert survey["scores"] == scores and survey["agent"] == "a1" and survey["partial"] is partial
+    assert row["survey_score"] == round(sum(scores.values()) / len(scores)) and row["agents"] == ["a1"]
