@@ -332,7 +332,7 @@ class QueuedCall:
             await self.agi.exec("Dial", self.settings.outbound_interface.format(number=action.target))
             raise _Finished
         elif action.kind is DispositionKind.MESSAGE_HANGUP:
-            self.ticket.outcome = "failed"
+            self.ticket.outcome = "overflowed"  # left the queue for its final destination, unserved
             await self._leave((action.target or "ss-noservice", *_GOODBYE))
         # CALLBACK: the engine's CallEnded(callback) follows; _callback_booked tells the caller.
 

@@ -3,7 +3,8 @@
 Two agents and five callers across the tests: a call answered and completed; a gold customer
 served before earlier callers; an overflow step firing at its configured time; ring-no-answer
 returning the call to the head of its queue; an abandon recorded with its wait and position;
-a callback completing; an agent whose device is busy with another call not offered one.
+a callback completing; an agent whose device is busy with another call not offered one;
+announcements then the final action; a post-call survey, complete and left midway.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import time
 
 import pytest
 
-from acd import (AgentLogin, AgentReady, AgentState, AgentStateChanged, CallbackDial, CallbackFinished, CallEnded,
-                 Offer, OfferAccepted, Overflowed)
+from acd import (AgentLogin, AgentReady, AgentState, AgentStateChanged, Announce, CallbackDial, CallbackFinished,
+                 CallEnded, FinalAction, Offer, OfferAccepted, Overflowed)
 from acd.model import Disposition, DispositionKind, OverflowStep, QueueSettings
 from cti.callmodel.events import CallStarted
 from cti.lab.phones import PhonePlan
@@ -237,3 +238,22 @@ async def test_a_survey_after_the_agent_call_stores_its_scores(link, center, pho
     survey = json.loads(row["data"])["survey"]
     assert survey["scores"] == scores and survey["agent"] == "a1" and survey["partial"] is partial
     assert row["survey_score"] == round(sum(scores.values()) / len(scores)) and row["agents"] == ["a1"]
+
+
+async def test_announcements_then_the_final_action_after_the_maximum_wait(link, center, phones, calls):
+    queue = QueueSettings("support", "support>=50", announce_first_after=1.0, announce_every=2.0,
+                          max_wait_seconds=5.0, final_action=Disposition(DispositionKind.MESSAGE_HANGUP, "vm-goodbye"))
+    cc = await center(queues=(queue,), agents=(agent("a1", phones(), support=80),))
+    cc.acd.submit(AgentLogin("a1"))  # staffed, nobody free
+    caller = calls("Caller", "2125550171", hold_ms=30000)
+    call = await started_call(link, "2125550171")
+    _, announce = await cc.decision(lambda d: isinstance(d, Announce) and d.call_id == call.call_id)
+    assert announce.position == 1
+    _, final = await cc.decision(lambda d: isinstance(d, FinalAction) and d.call_id == call.call_id)
+    assert final.kind is DispositionKind.MESSAGE_HANGUP and final.target == "vm-goodbye"
+    # Asterisk hangs up on the caller after the message: sipp ends long before its 30 s.
+    await until(lambda: caller.poll() is not None, timeout=15)
+    row = await cc.interaction(call.call_id.partition(":")[2])
+    assert row["outcome"] == "overflowed" and row["agents"] == [] and 5.0 <= row["wait_seconds"] < 15.0
+    announcements = [d for _, d in cc.decisions if isinstance(d, Announce) and d.call_id == call.call_id]
+    assert len(announcements) >= 2  # at 1 s, then every 2 s until the final action at 5 s
