@@ -1,15 +1,17 @@
 """AMI ingest throughput: cti's AmiClient against panoramisk 1.4's Manager.
 
-    .venv/bin/python bench/ami_ingest.py [--events N] [--with-call-model]
+    .venv/bin/python bench/ami_ingest.py [--events N]
 
 The stream is real: the AMI events of one queued call on Asterisk 22
 (shared/reference/queued-call-ami.jsonl), repeated to N events. A fake Asterisk in a child
 process (its own core on a 2-core box) sends the banner, answers the login, then writes the
 stream over loopback. Each client logs in and hands every event to a no-op handler; events/s
-run from the first event handled to the last. Both clients run on uvloop, as in production,
-in alternating rounds against the same stream; the median round counts. Pure parser
-throughput on the same bytes is printed too. The last line is the summary: ours / panoramisk,
-end to end.
+run from the first event handled to the last. Both clients run on uvloop, as in production
+(``cti run`` starts the daemon with uvloop.run), in alternating rounds against the same
+stream; the median round counts. Each round also times our client feeding every event to
+the call model (CallModel.apply), as the daemon's AMI links do. Pure parser throughput on
+the same bytes is printed too. The last line is the summary: ours / panoramisk, end to end,
+both with the no-op handler.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from cti import logs  # noqa: E402
 from cti.ami.client import AmiClient, AmiSettings  # noqa: E402
 from cti.ami.message import Message  # noqa: E402
 from cti.ami.protocol import AmiParser  # noqa: E402
+from cti.callmodel import CallModel  # noqa: E402
 
 CAPTURE = REPO_ROOT.parent / "shared" / "reference" / "queued-call-ami.jsonl"
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
@@ -192,14 +195,6 @@ def panoramisk_parse_rate(stream: bytes, events: int) -> float:
 
 # --- the comparison -------------------------------------------------------------------------------
 
-def call_model_feed() -> Callable[[str, Message], object] | None:
-    try:
-        from cti.callmodel import CallModel
-    except ImportError:
-        return None
-    return CallModel().apply
-
-
 async def start_server(count: int) -> tuple[asyncio.subprocess.Process, int]:
     server = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve", "--events", str(count),
@@ -208,52 +203,49 @@ async def start_server(count: int) -> tuple[asyncio.subprocess.Process, int]:
     return server, port
 
 
-async def compare(count: int, with_call_model: bool) -> None:
+async def compare(count: int) -> None:
     logs.configure("console", "warning")
-    expected = count + 1  # FullyBooted, then the stream
-    server, port = await start_server(count)
-    try:
-        rates: dict[str, list[float]] = {"ours": [], "panoramisk": []}
-        for round_number in range(ROUNDS + 1):
-            ours = await ours_rate(port, expected, None)
-            panoramisk = await panoramisk_rate(port, expected)
-            label = f"round {round_number}" if round_number else "warm-up"
-            print(f"{label}: ours {ours:.0f} events/s, panoramisk {panoramisk:.0f} events/s",
-                  flush=True)
-            if round_number:
-                rates["ours"].append(ours)
-                rates["panoramisk"].append(panoramisk)
-        if with_call_model:
-            await report_call_model(port, expected)
-    finally:
-        server.kill()
-        await server.wait()
+    print("event loop: uvloop for both clients, as in `cti run` (cti/cli.py)")
+    rates = await measure_rounds(count)
     stream = BANNER + b"".join(recorded_events(count))
     print(f"pure parse: ours {ours_parse_rate(stream, count):.0f} events/s, "
           f"panoramisk {panoramisk_parse_rate(stream, count):.0f} events/s")
-    ours, panoramisk = statistics.median(rates["ours"]), statistics.median(rates["panoramisk"])
+    ours, panoramisk, modelled = (statistics.median(rates[side]) for side in rates)
+    print(f"with call model: ours {modelled:.0f} events/s, {modelled / panoramisk:.2f} x "
+          f"panoramisk (AmiClient feeding CallModel.apply)")
     print(f"ami_ingest ratio_vs_panoramisk={ours / panoramisk:.2f} ours_eps={ours:.0f} "
           f"panoramisk_eps={panoramisk:.0f}")
 
 
-async def report_call_model(port: int, expected: int) -> None:
-    feed = call_model_feed()
-    if feed is None:
-        print("with call model: skipped, cti.callmodel is not importable")
-        return
-    rate = await ours_rate(port, expected, feed)
-    print(f"with call model: ours {rate:.0f} events/s (AmiClient feeding CallModel.apply)")
+async def measure_rounds(count: int) -> dict[str, list[float]]:
+    """events/s of each side, one figure per measured round."""
+    expected = count + 1  # FullyBooted, then the stream
+    server, port = await start_server(count)
+    rates: dict[str, list[float]] = {"ours": [], "panoramisk": [], "ours + call model": []}
+    try:
+        for round_number in range(ROUNDS + 1):
+            figures = (await ours_rate(port, expected, None),
+                       await panoramisk_rate(port, expected),
+                       await ours_rate(port, expected, CallModel().apply))
+            label = f"round {round_number}" if round_number else "warm-up"
+            print(f"{label}: " + ", ".join(f"{side} {rate:.0f} events/s"
+                                           for side, rate in zip(rates, figures)), flush=True)
+            if round_number:
+                for side, rate in zip(rates, figures):
+                    rates[side].append(rate)
+    finally:
+        server.kill()
+        await server.wait()
+    return rates
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="stream length")
-    parser.add_argument("--with-call-model", action="store_true",
-                        help="also feed every event to cti.callmodel's CallModel, if importable")
     parser.add_argument("--serve", action="store_true", help="internal: be the fake Asterisk")
     options = parser.parse_args()
     uvloop.run(run_server(options.events) if options.serve
-               else compare(options.events, options.with_call_model))
+               else compare(options.events))
 
 
 if __name__ == "__main__":

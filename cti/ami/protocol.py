@@ -37,6 +37,11 @@ _LF = ord("\n")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but colon and space
 _LINE_BREAKERS = re.compile(r"[\r\n]")
 _SHOWN_CHARS = 80  # how much of a bad line an error record quotes
+# Stands in for line ends while messages are cut: NUL, which Asterisk's C strings cannot hold.
+# Text that holds one anyway is cut line by line.
+_MARK = "\x00"
+_LINE_END = f": {_MARK}: "
+_BLANK_LINE = _LINE_END * 2
 
 
 @dataclass(slots=True)
@@ -170,9 +175,30 @@ class AmiParser:
             text = region.decode()
         except UnicodeDecodeError:
             return self._parse_blocks(region, events)
-        for block in text.split("\n\n"):
-            self._take_message(block, events)
+        if _MARK in text:  # the mark would pass for a line end: cut line by line
+            for block in text.split("\n\n"):
+                self._take_message(block, events)
+        else:
+            self._cut_messages(text, events)
         return b""
+
+    def _cut_messages(self, text: str, events: list[Event]) -> None:
+        """Cut every message with whole-string operations; any block they cannot cut cleanly
+        (a value holding ": ", a line that is no header, blank lines) goes line by line."""
+        cut, make, append = 0, Message.from_columns, events.append
+        # With each line end turned into ": <mark>: ", one split cuts all the lines of a message
+        # at ": ". A well-formed message gives name, value, mark, name, value, ... and no more.
+        for block in text.replace("\n", _LINE_END).split(_BLANK_LINE):
+            parts = block.split(": ")
+            names, values, marks = parts[::3], parts[1::3], parts[2::3]
+            if (len(names) == len(values) == len(marks) + 1 == marks.count(_MARK) + 1
+                    and "" not in names):
+                output = _command_output(names, values) if names[0] == "Response" else []
+                append(make(names, values, output))
+                cut += 1
+            else:
+                self._take_message(block.replace(_LINE_END, "\n"), events)
+        self.counters.messages += cut
 
     def _parse_blocks(self, region: bytes, events: list[Event]) -> bytes:
         """The careful path: legacy command output, oversized or undecodable messages."""
@@ -209,7 +235,9 @@ class AmiParser:
             headers = self._headers(text, events)
             if not headers:
                 return
-            message = Message(headers, _command_output(headers))
+            message = Message(headers)
+            if headers[0][0] == "Response":
+                message.output = _command_output(message.names, message.values)
         self.counters.messages += 1
         events.append(message)
 
@@ -226,11 +254,9 @@ class AmiParser:
         return headers
 
 
-def _command_output(headers: list[tuple[str, str]]) -> list[str]:
-    """Asterisk 14.2+ sends command output as Output headers of the response."""
-    if headers[0][0] != "Response":
-        return []
-    return [value for name, value in headers if name == "Output"]
+def _command_output(names: list[str], values: list[str]) -> list[str]:
+    """Asterisk 14.2+ sends command output as Output headers of a response."""
+    return [value for name, value in zip(names, values) if name == "Output"]
 
 
 def _start_of_lf_run(buffer: bytearray, index: int) -> int:

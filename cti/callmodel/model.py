@@ -241,15 +241,6 @@ class _SystemState:
         return bridge
 
 
-def _event_name(message: Message) -> str:
-    # Asterisk always puts Event first: reading it directly spares ignored events (most of the
-    # stream: VarSet, Newexten, Agent*, Cdr...) the cost of Message's lazy header index.
-    headers = message.headers
-    if headers and headers[0][0] == "Event":
-        return headers[0][1]
-    return message.event or ""
-
-
 class CallModel:
     """Calls, channels, bridges and device states of any number of Asterisk servers."""
 
@@ -293,7 +284,9 @@ class CallModel:
 
     def apply(self, system: str, message: Message) -> list[BusEvent]:
         """Feed one AMI event of Asterisk server ``system`` (its SystemName); get the bus events."""
-        handler = self._handlers.get(_event_name(message))
+        # Message.event reads the first header directly: ignored events (most of the stream:
+        # VarSet, Agent*, Cdr...) never build the header index nor the header pairs.
+        handler = self._handlers.get(message.event)
         if handler is None:
             return []
         try:

@@ -14,6 +14,7 @@ import uvloop
 from structlog.testing import capture_logs
 
 from cti.ami.client import (
+    READ_SIZE,
     AmiActionError,
     AmiClient,
     AmiConnectionLost,
@@ -489,6 +490,19 @@ async def test_queue_overflow_is_counted_while_the_reader_goes_on(
     await until(lambda: len(handled) == 51 - client.stats.queue_overflow)
     assert client.stats.queue_overflow == 45  # 1 in the handler, 5 queued
     assert handled[-5:] == [f"PJSIP/{n}" for n in range(5)]
+
+
+async def test_each_read_is_handled_before_the_next_is_parsed(
+        server: FakeAsterisk, new_client: NewClient) -> None:
+    # Events handled in step with reading never pile up, so the garbage collector never scans them.
+    client = new_client(queue_size=100_000)
+    backlog: list[int] = []  # events routed but not yet handled, seen by each handler call
+    client.on_event(lambda _, __: backlog.append(client.stats.events_received - len(backlog)))
+    await client.connect()
+    one = event("Newchannel", ("Channel", "PJSIP/0"))
+    server.connections[0].send(one * 5000)  # several reads' worth, sent at once
+    await until(lambda: len(backlog) == 5001)
+    assert max(backlog) <= READ_SIZE // len(one) + 2  # one read's events, and a split one
 
 
 async def test_utf8_split_across_tcp_writes(server: FakeAsterisk, new_client: NewClient) -> None:

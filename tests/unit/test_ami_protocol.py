@@ -7,7 +7,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from cti.ami.message import Message
@@ -144,6 +144,29 @@ def test_garbage_line_is_counted_and_the_rest_parsed() -> None:
     assert parser.counters.malformed == 1
 
 
+@pytest.mark.parametrize(("lines", "headers", "malformed"), [
+    # A line without ": " next to one with two: the counts match, the lines do not.
+    (["Event: X", "no header here", "A: b: c"], [("Event", "X"), ("A", "b: c")], 1),
+    (["Event: X", "A: b: c", "no header here"], [("Event", "X"), ("A", "b: c")], 1),
+    ([": no name", "Event: X"], [("Event", "X")], 1),
+    (["Event: X", "A:: b", "B:", "C: "], [("Event", "X"), ("A:", "b"), ("C", "")], 1),
+    (["Event: Nul\x00", "A: \x00: b"], [("Event", "Nul\x00"), ("A", "\x00: b")], 0),
+])
+def test_lines_are_cut_at_their_first_colon_space(lines: list[str], headers: list, malformed: int,
+                                                  ) -> None:
+    parser = AmiParser()
+    events = parser.feed("\r\n".join([*lines, "", ""]).encode() + PING_REPLY)
+    message, pong = messages(events)
+    assert message.headers == headers and pong.action_id == "9"
+    assert parser.counters.malformed == malformed and parser.counters.messages == 2
+
+
+def test_command_output_headers_are_found_in_a_read_of_many_messages() -> None:
+    events = parse(NEWCHANNEL + COMMAND_REPLY + PING_REPLY)
+    assert [m.output for m in events] == [[], ["Name/username             Host", "", "2 sip peers"],
+                                          []]
+
+
 @pytest.mark.parametrize("chunk", [None, 1, 50])
 def test_oversized_message_is_dropped_and_parsing_goes_on(chunk: int | None) -> None:
     data = b"Event: Small\r\n\r\n" + sized_event(500) + PING_REPLY
@@ -253,6 +276,49 @@ def test_any_split_of_a_stream_parses_the_same(data: bytes, cuts: list[int], lim
         assert split.counters == whole.counters
 
 
+# Any line at all: colons, spaces, NUL, multi-byte characters; header-shaped ones often.
+any_lines = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+                    min_size=1, max_size=20)
+header_like = st.tuples(any_lines, any_lines).map(": ".join)
+
+
+def line_by_line(text: str) -> tuple[list[list[tuple[str, str]]], int]:
+    """What the wire format says, one line at a time: the messages' headers, the bad lines."""
+    found, malformed = [], 0
+    for block in text.replace("\r", "").split("\n\n"):
+        headers = []
+        for line in filter(None, block.split("\n")):
+            name, colon, value = line.partition(": ")
+            if colon and name:
+                headers.append((name, value))
+            else:
+                malformed += 1
+        if headers:
+            found.append(headers)
+    return found, malformed
+
+
+@settings(max_examples=300, deadline=None)
+@given(blocks=st.lists(st.lists(st.one_of(header_like, any_lines), min_size=1, max_size=6),
+                       max_size=8),
+       newline=st.sampled_from(["\r\n", "\n"]), chunk=st.integers(1, 200))
+def test_messages_are_what_a_line_by_line_reading_gives(blocks: list[list[str]], newline: str,
+                                                        chunk: int) -> None:
+    lines = [line for block in blocks for line in [*block, ""]]
+    # Both of these change the rules on purpose: the banner line and legacy command output.
+    assume(not lines or "Call Manager/" not in lines[0])
+    assume(not any(line.startswith("Response: Follows") for line in lines))
+    text = newline.join(lines) + newline
+    parser = AmiParser()
+    got = parse_with(parser, text.encode(), chunk)
+    assert ([m.headers for m in got], parser.counters.malformed) == line_by_line(text)
+
+
+def parse_with(parser: AmiParser, data: bytes, chunk: int) -> list[Message]:
+    return [event for start in range(0, len(data), chunk)
+            for event in parser.feed(data[start:start + chunk]) if isinstance(event, Message)]
+
+
 @settings(max_examples=300, deadline=None)
 @given(chunks=st.lists(st.binary(max_size=300), max_size=10), limit=st.sampled_from([50, 1 << 20]))
 def test_binary_garbage_never_raises(chunks: list[bytes], limit: int) -> None:
@@ -286,6 +352,27 @@ def test_captured_queued_call_parses_back(chunk: int | None) -> None:
     assert isinstance(parsed[0], Banner)
     assert [m.headers for m in parsed[1:]] == events
     assert [m.event for m in parsed[1:4]] == ["SuccessfulAuth", "Newchannel", "VarSet"]
+
+
+# --- message ------------------------------------------------------------------------------------
+
+def test_a_parsed_message_is_the_message_its_headers_make() -> None:
+    [parsed] = parse(b"Event: Dial\r\nCallerID: a\r\ncallerid: b\r\nExten: 100\r\n\r\n")
+    built = Message([("Event", "Dial"), ("CallerID", "a"), ("callerid", "b"), ("Exten", "100")])
+    assert parsed == built and repr(parsed) == repr(built)
+    for message in (parsed, built):
+        assert message.headers == list(message) == built.headers
+        assert message.get("CALLERID") == "a" and message.get_all("CallerId") == ["a", "b"]
+        assert "exten" in message and "Missing" not in message and message.get("Missing") is None
+        assert message.as_dict() == {"Event": "Dial", "CallerID": "a", "callerid": "b",
+                                     "Exten": "100"}
+
+
+def test_event_is_read_wherever_its_header_is() -> None:
+    assert Message([("Event", "Hangup")]).event == "Hangup"
+    assert Message([("Timestamp", "1.0"), ("event", "Hangup")]).event == "Hangup"
+    assert Message([("Response", "Success")]).event is None
+    assert Message([]).event is None
 
 
 # --- serializer --------------------------------------------------------------------------------

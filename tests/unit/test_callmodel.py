@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cti.ami.message import Message
+from cti.ami.protocol import AmiParser
 from cti.callmodel import (
     BusEvent,
     CallAnswered,
@@ -121,6 +122,17 @@ class TestReferenceQueuedCall:
         assert started.caller_name == "Alice Caller"
         assert started.dnis == "100"
         assert started.channel == TRUNK
+
+    def test_messages_off_the_wire_give_the_same_events(self) -> None:
+        expected = replay_reference(CallModel())
+        model, events = CallModel(), []
+        for line in REFERENCE.read_text(encoding="utf-8").splitlines():
+            fields = json.loads(line)
+            fields.pop("_t")
+            wire = "".join(f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
+            for message in AmiParser().feed(wire.encode()):
+                events.extend(model.apply(message["SystemName"], message))
+        assert events == expected
 
     def test_bridged_with_the_agents_local_channel(self) -> None:
         bridged = of_type(replay_reference(CallModel()), CallBridged)
@@ -307,6 +319,13 @@ class TestMalformedEvents:
         assert model.apply("pbx1", Message([("Event", event), *headers.items()])) == []
         assert model.malformed_events == 1
         assert list(model.calls()) == []
+
+    def test_an_event_header_that_is_not_first_still_counts(self) -> None:
+        model = CallModel()
+        message = Message([("Timestamp", "1000.0"), ("Event", "Newchannel"), ("Channel", TRUNK),
+                           ("Uniqueid", "1.0"), ("Linkedid", "1.0")])
+        (started,) = model.apply("pbx1", message)
+        assert isinstance(started, CallStarted) and started.call_id == "pbx1:1.0"
 
     def test_unknown_and_nameless_events_are_ignored(self) -> None:
         model = CallModel()
