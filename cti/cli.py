@@ -114,6 +114,7 @@ def _add_crm_commands(commands) -> None:
 
 def _add_lab_commands(commands) -> None:
     from cti.lab import commands as lab_commands
+    from cti.lab.sipp import DTMF_MODES
     lab = commands.add_parser("lab", help="the real Asterisk lab (Debian sid chroot) for demos and tests",
                               description="Manage the Asterisk lab: a Debian sid root with Asterisk 22, "
                               "run in a chroot on 127.0.0.1. Needs root.")
@@ -126,7 +127,9 @@ def _add_lab_commands(commands) -> None:
     call.add_argument("--from", dest="caller", default="5551234", help="caller number (ANI)")
     call.add_argument("--name", default="Lab Caller", help="caller name")
     call.add_argument("--to", dest="dialled", default="100", help="number dialled (DNIS)")
-    call.add_argument("--dtmf", default="", help='DTMF groups sent as SIP INFO, comma separated: "1,2,12345#"')
+    call.add_argument("--dtmf", default="", help='DTMF groups, comma separated: "1,2,12345#"')
+    call.add_argument("--dtmf-mode", choices=DTMF_MODES, default="info",
+                      help="DTMF as SIP INFO, or as RFC 4733 events in the RTP (sipp pcap play, needs root)")
     call.add_argument("--hold", type=float, default=3.0, help="seconds to stay on the line before hanging up")
     phone = _command(lab_sub, "phone", lab_commands.phone, "run a SIP phone (sipp) the lab can dial, until Ctrl-C")
     phone.add_argument("--port", type=int, help="UDP port on 127.0.0.1 (default: a free one)")

@@ -45,7 +45,7 @@ def call(config: Config, args: argparse.Namespace) -> int:
     try:
         plan = CallPlan(args.caller, args.name, args.dialled,
                         dtmf=tuple(group for group in args.dtmf.split(",") if group),
-                        hold_ms=int(args.hold * 1000))
+                        hold_ms=int(args.hold * 1000), dtmf_mode=args.dtmf_mode)
     except ValueError as error:
         print(f"cti lab call: {error}")
         return 2
