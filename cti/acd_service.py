@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -24,6 +24,7 @@ from cti.callmodel.events import CallBridged, DeviceStateChanged
 log = structlog.get_logger(__name__)
 
 Listener = Callable[[Decision], None]
+Watcher = Callable[[Event], None]
 # AMI device states in which an agent's phone cannot take a call (Asterisk's DeviceStateChange).
 BUSY_DEVICE_STATES = frozenset({"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD", "UNAVAILABLE"})
 
@@ -34,9 +35,12 @@ class AcdService:
         self.definitions = definitions
         self.clock = clock
         self.wall_clock = wall_clock
+        self._today = (0.0, 0.0)  # epoch seconds: this local day's start and the next one's
+        self._midnight_on_engine_clock = 0.0
         self.engine = AcdEngine(definitions.settings(day_start=self._day_start))
         self._inboxes: dict[str, asyncio.Queue[object]] = {}
         self._listeners: list[Listener] = []
+        self._watchers: list[Watcher] = []
         self._timer: asyncio.TimerHandle | None = None
         self._device_agents = {agent.device: agent.agent_id for agent in definitions.agents if agent.device}
         # call_id -> agent_id while that agent's phone rings for it: a bridge means it answered.
@@ -53,6 +57,7 @@ class AcdService:
         decisions = self.engine.handle(event, self.clock())
         for decision in decisions:
             self._deliver(decision)
+        self._notify(self._watchers, event)
         self._arm_timer()
         return decisions
 
@@ -64,10 +69,17 @@ class AcdService:
         return self.wall_clock() - (self.clock() - monotonic)
 
     def _day_start(self, now: float) -> float:
-        """Local midnight on the engine's clock, for "today" figures."""
+        """Local midnight on the engine's clock, for "today" figures. Kept for the whole day: the
+        engine compares it, and a value recomputed from two clocks read a microsecond apart
+        would differ at each event, so "today" would start afresh every time. The statistics ask
+        for it many times per event: the calendar is consulted once a day."""
         wall = self.wall_time(now)
-        midnight = datetime.fromtimestamp(wall).replace(hour=0, minute=0, second=0, microsecond=0)
-        return now - (wall - midnight.timestamp())
+        if not self._today[0] <= wall < self._today[1]:
+            day = datetime.fromtimestamp(wall).replace(hour=0, minute=0, second=0, microsecond=0)
+            # Local midnights, so a day of a daylight-saving change lasts 23 or 25 hours.
+            self._today = (day.timestamp(), (day + timedelta(days=1)).timestamp())
+            self._midnight_on_engine_clock = now - (wall - self._today[0])
+        return self._midnight_on_engine_clock
 
     def _arm_timer(self) -> None:
         deadline = self.engine.next_deadline()
@@ -113,6 +125,10 @@ class AcdService:
                 return waiting.index(call_id) + 1
         return None
 
+    def holding(self, call_id: str) -> bool:
+        """Whether a session holds ``call_id`` (so a desktop may post it talk commands)."""
+        return call_id in self._inboxes
+
     def post(self, call_id: str, item: object) -> bool:
         """Put something that is not a decision (a digit the caller pressed) in a call's inbox."""
         inbox = self._inboxes.get(call_id)
@@ -124,6 +140,12 @@ class AcdService:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        """``watcher`` sees each event the engine handled, after its decisions: some events change
+        what a supervisor sees without any decision (a call queued while nobody is free)."""
+        self._watchers.append(watcher)
+        return lambda: self._watchers.remove(watcher)
+
     def _deliver(self, decision: Decision) -> None:
         self.decisions_made += 1
         if isinstance(decision, Offer):
@@ -133,12 +155,16 @@ class AcdService:
         call_id = getattr(decision, "call_id", None)
         if call_id is not None:
             self.post(call_id, decision)
-        for listener in tuple(self._listeners):
+        self._notify(self._listeners, decision)
+
+    def _notify(self, callbacks: list, item: Decision | Event) -> None:
+        """A failing listener or watcher is counted and logged: the others, and the engine, go on."""
+        for callback in tuple(callbacks):
             try:
-                listener(decision)
+                callback(item)
             except Exception:
                 self.listener_errors += 1
-                log.exception("acd.listener_failed", decision=type(decision).__name__)
+                log.exception("acd.listener_failed", item=type(item).__name__)
 
     # --- what the AMI tells us ---
 

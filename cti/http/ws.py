@@ -1,0 +1,93 @@
+"""What every WebSocket endpoint shares: authentication, the JSON envelope, bad-message replies.
+
+Frames are JSON objects ``{"v": 1, "type": "...", ...}``. A client command may carry an ``id``;
+its reply (``{"type": "result", "id": ..., "ok": true|false, ...}``) echoes it. A frame that is
+not JSON, not an object, of another version or without a type gets an ``error`` frame saying
+what was wrong, and the connection stays open: a buggy page must not lose its agent's session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import WSMsgType, web
+
+from cti.http.auth import AUTHENTICATOR, PRINCIPAL, bearer_token
+from crm_bridge.principals import Principal
+
+log = structlog.get_logger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+
+
+async def authenticate(request: web.Request, *roles: str) -> Principal:
+    """The principal behind the handshake's token (header, or ?token= for browsers)."""
+    token = bearer_token(request)
+    principal = await request.app[AUTHENTICATOR].authenticate(token) if token else None
+    if principal is None:
+        raise web.HTTPUnauthorized(text='{"error": "missing or invalid token"}', content_type="application/json")
+    if principal.role not in roles:
+        raise web.HTTPForbidden(text=f'{{"error": "role {principal.role} may not use this endpoint"}}',
+                                content_type="application/json")
+    request[PRINCIPAL] = principal
+    return principal
+
+
+async def open_socket(request: web.Request, heartbeat: float = 20.0) -> web.WebSocketResponse:
+    socket = web.WebSocketResponse(heartbeat=heartbeat, max_msg_size=MAX_FRAME_BYTES)
+    await socket.prepare(request)
+    return socket
+
+
+def frame(kind: str, **fields: Any) -> bytes:
+    return orjson.dumps({"v": PROTOCOL_VERSION, "type": kind, **fields})
+
+
+async def send(socket: web.WebSocketResponse, kind: str, **fields: Any) -> bool:
+    """Send one frame; False when the client is already gone (not an error: it may reconnect)."""
+    if socket.closed:
+        return False
+    try:
+        await socket.send_str(frame(kind, **fields).decode())
+    except (ConnectionError, RuntimeError):
+        return False
+    return True
+
+
+async def reply(socket: web.WebSocketResponse, command: dict, ok: bool, **fields: Any) -> bool:
+    return await send(socket, "result", id=command.get("id"), command=command.get("type"), ok=ok, **fields)
+
+
+async def commands(socket: web.WebSocketResponse) -> AsyncIterator[dict[str, Any]]:
+    """The client's well-formed commands; malformed frames are answered with an error and skipped."""
+    async for message in socket:
+        if message.type == WSMsgType.TEXT:
+            command, problem = parse_command(message.data)
+            if problem is None:
+                yield command
+            else:
+                log.info("ws.bad_frame", problem=problem)
+                await send(socket, "error", error=problem)
+        elif message.type == WSMsgType.BINARY:
+            await send(socket, "error", error="binary frames are not accepted: send JSON text")
+        elif message.type == WSMsgType.ERROR:
+            log.info("ws.connection_error", error=str(socket.exception()))
+
+
+def parse_command(text: str) -> tuple[dict[str, Any], str | None]:
+    """A frame's command, or what is wrong with it."""
+    try:
+        command = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        return {}, f"not JSON: {error}"
+    if not isinstance(command, dict):
+        return {}, "a frame must be a JSON object"
+    if command.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        return {}, f"protocol version {command.get('v')!r} is not supported; this server speaks {PROTOCOL_VERSION}"
+    if not isinstance(command.get("type"), str) or not command["type"]:
+        return {}, "a frame needs a string 'type'"
+    return command, None
