@@ -35,13 +35,8 @@ from cti.link import AmiLink
 from cti.metrics import Metrics, stat_families
 from cti.recorder import CallRecorder
 from cti.sessions import InboundSessions
-from cti.desktop.pop import PopBuilder
+from cti.desktop import build_desks
 from cti.desktop.service import AgentDesks, DeskSettings
-from cti.desktop.sessions import AgentSessions
-from crm_bridge.agent_sessions import AgentSessionStore, active_dispositions
-from crm_bridge.agents import AgentRepository
-from crm_bridge.dnis import DnisDirectory
-from crm_bridge.interactions import InteractionRepository
 from cti.supervision import Supervision
 from crm_bridge.api_clients import DatabaseTokens
 from crm_bridge.customers import CustomerRepository
@@ -191,13 +186,9 @@ class Application:
         """Agent desktops (cti/desktop), when the daemon runs an ACD."""
         if self.acd_runtime is None:
             return None
-        pool = self.database.pool
-        sessions = AgentSessions(AgentSessionStore(pool), AgentRepository(pool).verify_secret,
-                                 lambda agent_id: self.acd.definitions.agent(agent_id) is not None)
-        pops = PopBuilder(CustomerRepository(pool, self.phones), InteractionRepository(pool, self.phones),
-                          DnisDirectory(pool, self.phones), self._external_crm())
-        desks = AgentDesks(self.acd, self.calls, self.links, sessions, pops, lambda: active_dispositions(pool),
-                           recorder=self.recorder, settings=DeskSettings(self.config.acd.outbound_interface))
+        desks = build_desks(self.database.pool, self.phones, self.acd, self.calls, self.links,
+                            recorder=self.recorder, external=self._external_crm(),
+                            settings=DeskSettings(self.config.acd.outbound_interface))
         await desks.start(self.bus)
         self._stops.append(("desktops", desks.close))
         return desks

@@ -205,6 +205,15 @@ class CallControl:
         # Never retried: a retry after a lost response would place a second call.
         return await self._send("Originate", headers, timeout=wait)
 
+    async def set_variable(self, channel: str, name: str, value: str) -> Message:
+        """Set a channel variable (Setvar), e.g. for the dialplan a Redirect sends it to next."""
+        headers = {
+            "Channel": _channel("channel", channel),
+            "Variable": _check("variable name", name, _VARIABLE_NAME, "a variable or function name"),
+            "Value": _check_text(f"variable {name}", value),
+        }
+        return await self._send("Setvar", headers, idempotent=True)
+
     async def hold(self, channel: str, holding_channel: str) -> Message:
         """Put ``channel`` on music on hold while ``holding_channel`` (the agent) waits."""
         return await self.redirect(

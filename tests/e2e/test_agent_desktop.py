@@ -1,0 +1,345 @@
+"""The agent desktop in headless Chromium on the real lab: two agents log in and go ready, a sipp call
+from a known customer passes the IVR with an account entry, the first agent's page pops the
+customer before the phone is answered, an attended transfer carries the data and the first
+agent's note to the second agent's page, both wrap up with a disposition, and the interaction
+record holds it all. Screenshots go to artifacts/.
+
+Assembled in-process as the daemon does it (cti.app): FastAGI with the IVR, the ACD runtime, the
+interaction recorder, the desks (cti.desktop.build_desks) and the HTTP app. Agents' phones are
+sipp UAS processes (cti.lab.phones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import async_playwright, expect
+
+from acd.config import AcdDefinitions
+from acd.model import QueueSettings
+from cti.acd_runtime import AcdRuntime
+from cti.agi.server import AgiServer
+from cti.desktop import build_desks
+from cti.desktop.service import DeskSettings
+from cti.http.auth import FirstMatch
+from cti.http.crm_api import CrmStore
+from cti.http.server import build_app
+from cti.lab.phones import PhonePlan
+from cti.metrics import Metrics
+from cti.queued_call import QueueingSettings
+from cti.recorder import CallRecorder
+from cti.sessions import InboundSessions
+from crm_bridge.agents import AgentRepository
+from crm_bridge.customers import CustomerRepository
+from crm_bridge.database import Database
+from crm_bridge.interactions import InteractionOutcome, InteractionRecord
+from crm_bridge.logger import InteractionLogger
+from crm_bridge.phone import PhoneNormalizer
+from ivr import load_flows
+from tests.conftest import ARTIFACTS, free_tcp_port
+from tests.e2e.acd_support import agent, phone
+from tests.e2e.conftest import WAIT, until
+
+BILLING_MENU = (Path(__file__).resolve().parents[1] / "flows" / "billing_menu.toml").read_text()
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PASSWORD = "desk-pass-1"
+CALLER = "2125550100"
+BILLING = QueueSettings("billing", "billing>=10", ring_timeout=20, wrap_up_seconds=120)
+EXPECT_MS = WAIT * 1000
+
+
+class DeskCenter:
+    """The call center of the test: everything the daemon runs for a desk, on the lab."""
+
+    def __init__(self, link, lab_config, pool, workdir: Path) -> None:
+        self.link, self.lab_config, self.pool, self.workdir = link, lab_config, pool, workdir
+        self.phones = PhoneNormalizer("US")
+        self.customers = CustomerRepository(pool, self.phones)
+
+    async def start(self, agent_phones: dict, flow: str = BILLING_MENU,
+                    outbound_interface: str = "") -> DeskCenter:
+        definitions = AcdDefinitions((BILLING,), tuple(agent(agent_id, sip, billing=50)
+                                                       for agent_id, sip in agent_phones.items()))
+        self.runtime = AcdRuntime(definitions, self.link.model, self.link.bus, {"lab": self.link},
+                                  QueueingSettings(outbound_interface=outbound_interface))
+        self.log = InteractionLogger(self.pool, self.workdir / "spool.jsonl", self.phones, flush_interval=0.1)
+        await self.log.start()
+        recorder = CallRecorder(self.link.model, self.link.bus, self.log)
+        flows = self.workdir / "flows"
+        flows.mkdir()
+        (flows / "flow.toml").write_text(flow)
+        self.agi = AgiServer("127.0.0.1", self.lab_config.agi.port)
+        self.agi.route("inbound", InboundSessions(self.link.model, self.link.bus, load_flows(flows),
+                                                  self.customers.find_by_account,
+                                                  self.runtime.queueing(self.customers.find_by_phone)).handle)
+        await self.agi.start()
+        self.desks = build_desks(self.pool, self.phones, self.runtime.acd, self.link.model, {"lab": self.link},
+                                 recorder=recorder, settings=DeskSettings(outbound_interface=outbound_interface,
+                                                                          outbound_wrap_up_seconds=30))
+        await self.desks.start(self.link.bus)
+        app = build_app(Metrics(), {}, FirstMatch(self.desks.sessions), CrmStore.from_pool(self.pool, self.phones),
+                        desks=self.desks)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_tcp_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+        await self.desks.close()
+        await self.agi.close()
+        await self.log.close()
+        await self.runtime.close()
+
+    async def interaction(self, linkedid: str, ready) -> dict:
+        async with asyncio.timeout(WAIT):
+            while True:
+                row = await self.pool.fetchrow("SELECT * FROM interactions WHERE linkedid = $1", linkedid)
+                if row and ready(row):
+                    return dict(row)
+                await asyncio.sleep(0.1)
+
+
+async def seed(pool, phones: PhoneNormalizer, workdir: Path) -> int:
+    """Agents with passwords, the dispositions, José Müller with an account and two past calls."""
+    agents = AgentRepository(pool)
+    for agent_id in ("a1", "a2"):
+        await agents.save(agent_id, f"Agent {agent_id.upper()}", ["billing"])
+        await agents.set_secret(agent_id, PASSWORD)
+    await pool.execute("INSERT INTO dispositions (code, label) VALUES ('resolved', 'Resolved'), "
+                       "('upgrade', 'Upgrade sold'), ('escalated', 'Escalated')")
+    customers = CustomerRepository(pool, phones)
+    jose = await customers.create(customers.parse({"name": "José Müller", "tier": "gold", "vip": True,
+                                                   "value_score": 87, "phones": [CALLER],
+                                                   "account_numbers": ["12345"]}))
+    history = InteractionLogger(pool, workdir / "history-spool.jsonl", phones, flush_interval=0.05)
+    await history.start()
+    for days, code, notes in ((30, "resolved", "billing address changed"), (3, "escalated", "disputed invoice")):
+        started = datetime.now(UTC) - timedelta(days=days)
+        history.put(InteractionRecord("lab-history", f"h{days}", started, ani=CALLER, customer_id=jose,
+                                      queue="billing", agents=("a9",), ended_at=started + timedelta(minutes=4),
+                                      outcome=InteractionOutcome.COMPLETED, disposition_code=code,
+                                      disposition_notes=notes))
+    await history.close()
+    return jose
+
+
+@pytest.fixture
+async def store(db_dsn):
+    database = Database(db_dsn)
+    await database.open()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def open_center(link, lab_config, store, tmp_path):
+    """Starts the call center; a1's phone answers after ``a1_rings_ms``, a2's after 1 s."""
+    await seed(store.pool, PhoneNormalizer("US"), tmp_path)
+    sips, centers = [], []
+
+    async def start(a1_rings_ms: int, **options) -> DeskCenter:
+        sips.extend([phone(PhonePlan(answer_after_ms=a1_rings_ms)), phone(PhonePlan(answer_after_ms=1000))])
+        centers.append(await DeskCenter(link, lab_config, store.pool, tmp_path).start(
+            {"a1": sips[0], "a2": sips[1]}, **options))
+        return centers[0]
+
+    yield start
+    for instance in centers:
+        await instance.close()
+    for sip in sips:
+        sip.stop()
+
+
+@pytest.fixture
+async def center(open_center):
+    # a1 lets its phone ring 3 s: time for the test to see the pop before the answer.
+    return await open_center(3000)
+
+
+@pytest.fixture
+async def browser():
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        await instance.close()
+
+
+async def desktop(browser, center: DeskCenter, agent_id: str, errors: list):
+    """A logged-in, ready agent desktop in its own browser context (its own localStorage)."""
+    context = await browser.new_context(viewport={"width": 1300, "height": 900})
+    page = await context.new_page()
+    page.on("pageerror", lambda error: errors.append(error))
+    await page.goto(f"{center.url}/agent/")
+    await page.fill("[name=agent_id]", agent_id)
+    await page.fill("[name=password]", PASSWORD)
+    await page.click("#login button")
+    await expect(page.locator("body")).to_have_attribute("data-connection", "open", timeout=EXPECT_MS)
+    await page.click("#ready")
+    await expect(page.locator("#state")).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
+    return page
+
+
+async def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / f"agent_desktop_{name}.png", full_page=True)
+
+
+async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, calls, link):
+    errors: list = []
+    first = await desktop(browser, center, "a1", errors)
+    second = await desktop(browser, center, "a2", errors)
+
+    calls("José Müller", CALLER, hold_ms=180_000, dtmf=("1", "1", "12345#"))
+
+    # The pop, while a1's phone still rings.
+    await expect(first.locator("#banner")).to_be_visible(timeout=60_000)
+    await expect(first.locator("#customer-name")).to_have_text("José Müller")
+    assert await first.locator("#call").get_attribute("data-state") == "ringing"
+    await expect(first.locator("#banner")).to_contain_text(CALLER)
+    await expect(first.locator("dd[data-key=Account]")).to_have_text("12345")
+    await expect(first.locator("dd[data-key='IVR path']")).to_contain_text("flow:ask_account")
+    await expect(first.locator("#customer-flags")).to_contain_text("VIP")
+    history = await first.locator("#history tbody tr td:nth-child(5)").all_text_contents()
+    assert history == ["disputed invoice", "billing address changed"]
+    await screenshot(first, "1_pop_before_answer")
+
+    await expect(first.locator("#call")).to_have_attribute("data-state", "connected", timeout=EXPECT_MS)
+    call_id = await first.locator("#call-id").text_content()
+
+    # Attended transfer to a2, with a note.
+    await first.fill("#call-notes", "Wants the premium plan; account verified")
+    await first.fill("#transfer-target", "a2")
+    await first.click("#consult")
+    await expect(second.locator("#banner")).to_be_visible(timeout=EXPECT_MS)
+    await expect(second.locator("#customer-name")).to_have_text("José Müller")
+    await expect(second.locator("#transfer-note")).to_contain_text("Wants the premium plan; account verified")
+    await expect(second.locator("dd[data-key=Account]")).to_have_text("12345")
+    await screenshot(second, "2_transfer_pop")
+    await expect(first.locator("#complete")).to_be_enabled(timeout=EXPECT_MS)  # a2 answered the consultation
+    await first.click("#complete")
+    await expect(second.locator("#call")).to_have_attribute("data-state", "connected", timeout=EXPECT_MS)
+    await expect(first.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
+
+    # a1 wraps up; then tries to hang up the call it no longer has.
+    await first.select_option("#disposition", "upgrade")
+    await first.fill("#wrapup-notes", "Wants the premium plan; account verified")
+    await screenshot(first, "3_wrap_up")
+    await first.click("#end-wrapup")
+    await expect(first.locator("#wrapup")).to_be_hidden(timeout=EXPECT_MS)
+    refused = await first.evaluate("id => window.desk.send('hangup', {call_id: id})", call_id)
+    assert refused["ok"] is False and refused["code"] == "not_your_call"
+
+    # A network blip on a2's desktop: it reconnects and shows the call still in progress.
+    desk = center.desks.desk_of("a2")
+    await desk.sockets[0].close()
+    await expect(second.locator("body")).to_have_attribute("data-connection", "closed", timeout=EXPECT_MS)
+    await expect(second.locator("body")).to_have_attribute("data-connection", "open", timeout=EXPECT_MS)
+    await expect(second.locator("#call")).to_have_attribute("data-state", "connected")
+    await expect(second.locator("#customer-name")).to_have_text("José Müller")
+    await screenshot(second, "4_after_reconnect")
+
+    await second.click("#hangup")
+    await expect(second.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
+    await second.select_option("#disposition", "resolved")
+    await second.fill("#wrapup-notes", "Premium plan activated")
+    await second.click("#end-wrapup")
+    await expect(second.locator("#wrapup")).to_be_hidden(timeout=EXPECT_MS)
+    await expect(second.locator("#state")).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
+
+    for page in (first, second):  # one pop per desk, the hang-up none
+        assert await page.evaluate("window.desk.view.offers") == [call_id]
+
+    row = await center.interaction(call_id.partition(":")[2], lambda r: r["disposition_code"] == "resolved"
+                                   and r["wrapup_seconds"] and "a2:" in (r["disposition_notes"] or ""))
+    assert row["agents"] == ["a1", "a2"] and row["queue"] == "billing" and row["ani"] == CALLER
+    assert row["disposition_notes"] == ("a1: Wants the premium plan; account verified\n"
+                                        "a2: Premium plan activated")
+    assert row["hold_seconds"] > 0 and row["wrapup_seconds"] > 0
+    assert '"upgrade"' in row["data"] and row["ivr_path"][-1] == "flow:to_billing"
+    assert not errors, errors
+
+
+STRAIGHT_TO_BILLING = """
+[flow]
+dnis = ["100"]
+default = true
+
+[nodes.billing]
+kind = "queue"
+queue = "billing"
+"""
+
+
+async def test_hold_a_cancelled_consultation_a_blind_transfer_and_click_to_dial(open_center, browser, calls):
+    customer_phone = phone()
+    try:
+        center = await open_center(500, flow=STRAIGHT_TO_BILLING,
+                                   outbound_interface=customer_phone.dial_string("{number}"))
+        await _hold_consult_cancel_blind_transfer_then_dial(center, browser, calls, customer_phone)
+    finally:
+        customer_phone.stop()
+
+
+async def _hold_consult_cancel_blind_transfer_then_dial(center, browser, calls, customer_phone):
+    errors: list = []
+    first = await desktop(browser, center, "a1", errors)
+    second = await desktop(browser, center, "a2", errors)
+    calls("José Müller", CALLER, hold_ms=180_000)
+    call = first.locator("#call")
+    await expect(call).to_have_attribute("data-state", "connected", timeout=60_000)
+
+    await first.click("#hold")
+    await expect(call).to_have_attribute("data-state", "held", timeout=EXPECT_MS)
+    await first.click("#unhold")
+    await expect(call).to_have_attribute("data-state", "connected", timeout=EXPECT_MS)
+
+    await first.fill("#transfer-target", "a2")
+    await first.click("#consult")
+    await expect(first.locator("#complete")).to_be_enabled(timeout=EXPECT_MS)
+    await first.click("#cancel")
+    await expect(call).to_have_attribute("data-state", "connected", timeout=EXPECT_MS)
+    await expect(second.locator("#call")).to_be_hidden(timeout=EXPECT_MS)
+    await expect(second.locator("#wrapup")).to_be_hidden()  # no wrap-up: it never had the customer
+    await expect(second.locator("#state")).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
+
+    await first.select_option("#transfer-kind", "agent")
+    await first.click("#transfer")
+    await expect(second.locator("#call")).to_have_attribute("data-state", "connected", timeout=EXPECT_MS)
+    await expect(first.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
+    await second.click("#hangup")
+    for page in (first, second):
+        await expect(page.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
+        await page.select_option("#disposition", "resolved")
+        await page.click("#end-wrapup")
+        await expect(page.locator("#wrapup")).to_be_hidden(timeout=EXPECT_MS)
+
+    # Click-to-dial: a1's phone rings and answers, then the customer's.
+    await expect(first.locator("#state")).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
+    await first.fill("#dial-number", "2125550199")
+    await first.click("#dial")
+    await expect(call).to_have_attribute("data-state", "connected", timeout=EXPECT_MS)
+    await expect(first.locator("#state")).to_contain_text("outbound")
+    outbound_id = await first.locator("#call-id").text_content()
+    await until(lambda: customer_phone.answered() == 1)
+    await screenshot(first, "5_click_to_dial")
+    await first.click("#hangup")
+    await expect(first.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
+    await first.select_option("#disposition", "upgrade")
+    await first.click("#end-wrapup")
+    await expect(first.locator("#state")).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
+    row = await center.interaction(outbound_id.partition(":")[2], lambda r: r["disposition_code"] == "upgrade")
+    assert row["direction"] == "out" and row["agents"] == ["a1"] and row["outcome"] == "completed"
+    assert row["dnis"] == "2125550199" and row["phone_e164"] == "+12125550199"
+    assert not errors, errors
