@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_lab_commands(commands)
     _add_crm_commands(commands)
+    agent = commands.add_parser("agent", help="agents' desktop logins",
+                                description="Manage agents' desktop logins (the agents come from acd.file).")
+    agent_sub = agent.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    password = _command(agent_sub, "password", _agent_password, "set an agent's desktop password")
+    password.add_argument("agent_id", metavar="AGENT")
+    password.add_argument("--stdin", action="store_true", help="read the password from standard input")
     _passthrough(commands, "sim", "acd.sim", "run the real ACD engine on a simulated clock (Erlang C check)")
     _passthrough(commands, "ivr", "ivr.simulate", "validate and simulate IVR flow files (cti ivr --help)")
     return parser
@@ -205,6 +212,23 @@ def _crm_client(config: config_module.Config, args: argparse.Namespace) -> int:
         print(f"API client {args.name!r} " + ("revoked" if revoked else "not found"))
         return 0 if revoked else 1
     return _with_database(config, manage)
+
+
+def _agent_password(config: config_module.Config, args: argparse.Namespace) -> int:
+    secret = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass(f"password for {args.agent_id}: ")
+    if len(secret) < 8:
+        print("cti: a password needs at least 8 characters", file=sys.stderr)
+        return 2
+
+    async def store(database) -> int:
+        from crm_bridge.agents import AgentRepository
+        if await AgentRepository(database.pool).set_secret(args.agent_id, secret):
+            print(f"password set for agent {args.agent_id}")
+            return 0
+        print(f"cti: no agent {args.agent_id!r} in the store (the daemon imports them from acd.file)",
+              file=sys.stderr)
+        return 1
+    return _with_database(config, store)
 
 
 def _with_database(config: config_module.Config, work: Callable, migrate: bool = True) -> int:

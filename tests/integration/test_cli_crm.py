@@ -4,6 +4,7 @@ import asyncio
 
 import asyncpg
 
+from crm_bridge.agents import AgentRepository
 from crm_bridge.api_clients import DatabaseTokens
 from tests.unit.test_cli import cti
 
@@ -36,3 +37,23 @@ async def test_import_score_and_client_tokens(db_dsn, tmp_path):
 
     status = await asyncio.to_thread(cti, "db", "status", env=environ)
     assert status.returncode == 0 and "0001 interactions" in status.stdout and "pending" not in status.stdout
+
+
+async def test_agent_password_is_stored_hashed_and_checked(db_dsn):
+    environ = {"CTI_DATABASE__DSN": db_dsn}
+    assert (await asyncio.to_thread(cti, "db", "upgrade", env=environ)).returncode == 0
+    pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=2)
+    try:
+        await AgentRepository(pool).save("1001", "Alice", ["support"])
+        set_ = await asyncio.to_thread(cti, "agent", "password", "1001", "--stdin", env=environ,
+                                       stdin="correct horse\n")
+        assert set_.returncode == 0 and "password set for agent 1001" in set_.stdout
+        assert "correct horse" not in set_.stdout + set_.stderr
+        stored = await pool.fetchval("SELECT secret_hash FROM agents WHERE id = '1001'")
+        assert stored.startswith("$argon2id$") and await AgentRepository(pool).verify_secret("1001", "correct horse")
+        unknown = await asyncio.to_thread(cti, "agent", "password", "9999", "--stdin", env=environ, stdin="long enough\n")
+        assert unknown.returncode == 1 and "no agent '9999'" in unknown.stderr
+        short = await asyncio.to_thread(cti, "agent", "password", "1001", "--stdin", env=environ, stdin="short\n")
+        assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    finally:
+        await pool.close()

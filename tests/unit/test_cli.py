@@ -4,9 +4,9 @@ import sys
 import pytest
 
 
-def cti(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def cti(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     import os
-    return subprocess.run([sys.executable, "-m", "cti", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cti", *args], capture_output=True, text=True, input=stdin,
                           env={**os.environ, **(env or {})}, timeout=60)
 
 
