@@ -115,6 +115,7 @@ async def seed(pool, phones: PhoneNormalizer, workdir: Path) -> int:
     for agent_id in ("a1", "a2"):
         await agents.save(agent_id, f"Agent {agent_id.upper()}", ["billing"])
         await agents.set_secret(agent_id, PASSWORD)
+    await pool.execute("DELETE FROM dispositions")  # this test's own catalogue, not the default one
     await pool.execute("INSERT INTO dispositions (code, label) VALUES ('resolved', 'Resolved'), "
                        "('upgrade', 'Upgrade sold'), ('escalated', 'Escalated')")
     customers = CustomerRepository(pool, phones)

@@ -40,6 +40,7 @@ async def api(database, tmp_path):
     for agent_id in ("a1", "a2"):
         await agents.save(agent_id, f"Agent {agent_id}", ["support"])
         await agents.set_secret(agent_id, PASSWORD)
+    await pool.execute("DELETE FROM dispositions")  # this test's own catalogue, not the default one
     await pool.execute("INSERT INTO dispositions (code, label) VALUES ('resolved', 'Resolved'), "
                        "('callback', 'Call back later')")
     customers = CustomerRepository(pool, PHONES)

@@ -1,6 +1,7 @@
 import asyncpg
 
 from crm_bridge import migrations
+from crm_bridge.database import Database
 
 
 async def test_upgrade_applies_every_file_once(db_dsn):
@@ -51,3 +52,13 @@ async def test_interactions_are_unique_per_system_and_linkedid(db_dsn):
         assert await connection.fetchval("SELECT count(*) FROM interactions") == 2
     finally:
         await connection.close()
+
+
+async def test_a_new_store_has_a_starting_wrap_up_catalogue(db_dsn):
+    database = Database(db_dsn)
+    await database.open()
+    try:
+        codes = {row["code"] for row in await database.pool.fetch("SELECT code FROM dispositions WHERE active")}
+        assert {"resolved", "follow_up", "escalated"} <= codes
+    finally:
+        await database.close()
