@@ -58,7 +58,7 @@ class CallCenter:
         self.acd.listen(lambda decision: self.decisions.append((time.monotonic(), decision)))
         self.log = InteractionLogger(self.pool, self.workdir / "spool.jsonl", self.phones, flush_interval=0.1)
         await self.log.start()
-        CallRecorder(self.link.model, self.link.bus, self.log)
+        self.recorder = CallRecorder(self.link.model, self.link.bus, self.log)
         self.agi = AgiServer("127.0.0.1", self.lab_config.agi.port)
         self.agi.route("inbound", InboundSessions(self.link.model, self.link.bus, flow_set,
                                                   self.customers.find_by_account,
@@ -81,11 +81,12 @@ class CallCenter:
                         return when, decision
                 await asyncio.sleep(0.02)
 
-    async def interaction(self, linkedid: str) -> dict:
+    async def interaction(self, linkedid: str, ready: Callable[[dict], bool] = lambda row: True) -> dict:
+        """The call's interaction row once written (and once ``ready`` says it is complete enough)."""
         async with asyncio.timeout(WAIT):
             while True:
                 row = await self.pool.fetchrow("SELECT * FROM interactions WHERE linkedid = $1", linkedid)
-                if row:
+                if row and ready(dict(row)):
                     return dict(row)
                 await asyncio.sleep(0.1)
 

@@ -9,6 +9,7 @@ from cti.callmodel.bus import EventBus
 from cti.callmodel.model import CallModel
 from cti.lab.sipp import CallPlan, start_call
 from cti.link import AmiLink
+from crm_bridge.database import Database
 
 WAIT = 30.0
 
@@ -54,6 +55,15 @@ async def link(lab, lab_config):
     yield instance
     await instance.close()
     await bus.aclose()
+
+
+@pytest.fixture
+async def store(db_dsn):
+    """The CRM store (a fresh database of the test's own), migrated and open."""
+    database = Database(db_dsn)
+    await database.open()
+    yield database
+    await database.close()
 
 
 @pytest.fixture

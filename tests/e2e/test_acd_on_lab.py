@@ -19,19 +19,10 @@ from acd import (AgentLogin, AgentReady, AgentState, AgentStateChanged, Announce
 from acd.model import Disposition, DispositionKind, OverflowStep, QueueSettings
 from cti.callmodel.events import CallStarted
 from cti.lab.phones import PhonePlan
-from crm_bridge.database import Database
 from tests.e2e.acd_support import CallCenter, agent, phone
 from tests.e2e.conftest import WAIT, until
 
 SUPPORT = QueueSettings("support", "support>=50", ring_timeout=4, wrap_up_seconds=0)
-
-
-@pytest.fixture
-async def store(db_dsn):
-    database = Database(db_dsn)
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.fixture

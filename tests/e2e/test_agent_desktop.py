@@ -11,19 +11,13 @@ sipp UAS processes (cti.lab.phones).
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
-from acd.config import AcdDefinitions
 from acd.model import QueueSettings
-from cti.acd_runtime import AcdRuntime
-from cti.agi.server import AgiServer
 from cti.desktop import build_desks
 from cti.desktop.service import DeskSettings
 from cti.http.auth import FirstMatch
@@ -31,82 +25,43 @@ from cti.http.crm_api import CrmStore
 from cti.http.server import build_app
 from cti.lab.phones import PhonePlan
 from cti.metrics import Metrics
-from cti.queued_call import QueueingSettings
-from cti.recorder import CallRecorder
-from cti.sessions import InboundSessions
 from crm_bridge.agents import AgentRepository
 from crm_bridge.customers import CustomerRepository
-from crm_bridge.database import Database
 from crm_bridge.interactions import InteractionOutcome, InteractionRecord
 from crm_bridge.logger import InteractionLogger
 from crm_bridge.phone import PhoneNormalizer
-from ivr import load_flows
-from tests.conftest import ARTIFACTS, free_tcp_port
-from tests.e2e.acd_support import agent, phone
+from tests.browser import chromium, served
+from tests.conftest import ARTIFACTS
+from tests.e2e.acd_support import CallCenter, agent, phone
 from tests.e2e.conftest import WAIT, until
 
-BILLING_MENU = (Path(__file__).resolve().parents[1] / "flows" / "billing_menu.toml").read_text()
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 PASSWORD = "desk-pass-1"
 CALLER = "2125550100"
 BILLING = QueueSettings("billing", "billing>=10", ring_timeout=20, wrap_up_seconds=120)
 EXPECT_MS = WAIT * 1000
 
 
-class DeskCenter:
-    """The call center of the test: everything the daemon runs for a desk, on the lab."""
+class DeskCenter(CallCenter):
+    """The call center of the e2e ACD tests, with agent desktops and the HTTP app on top."""
 
-    def __init__(self, link, lab_config, pool, workdir: Path) -> None:
-        self.link, self.lab_config, self.pool, self.workdir = link, lab_config, pool, workdir
-        self.phones = PhoneNormalizer("US")
-        self.customers = CustomerRepository(pool, self.phones)
-
-    async def start(self, agent_phones: dict, flow: str = BILLING_MENU,
+    async def start(self, agent_phones: dict, flow: str = "billing_menu.toml",
                     outbound_interface: str = "") -> DeskCenter:
-        definitions = AcdDefinitions((BILLING,), tuple(agent(agent_id, sip, billing=50)
-                                                       for agent_id, sip in agent_phones.items()))
-        self.runtime = AcdRuntime(definitions, self.link.model, self.link.bus, {"lab": self.link},
-                                  QueueingSettings(outbound_interface=outbound_interface))
-        self.log = InteractionLogger(self.pool, self.workdir / "spool.jsonl", self.phones, flush_interval=0.1)
-        await self.log.start()
-        recorder = CallRecorder(self.link.model, self.link.bus, self.log)
-        flows = self.workdir / "flows"
-        flows.mkdir()
-        (flows / "flow.toml").write_text(flow)
-        self.agi = AgiServer("127.0.0.1", self.lab_config.agi.port)
-        self.agi.route("inbound", InboundSessions(self.link.model, self.link.bus, load_flows(flows),
-                                                  self.customers.find_by_account,
-                                                  self.runtime.queueing(self.customers.find_by_phone)).handle)
-        await self.agi.start()
-        self.desks = build_desks(self.pool, self.phones, self.runtime.acd, self.link.model, {"lab": self.link},
-                                 recorder=recorder, settings=DeskSettings(outbound_interface=outbound_interface,
-                                                                          outbound_wrap_up_seconds=30))
+        agents = tuple(agent(agent_id, sip, billing=50) for agent_id, sip in agent_phones.items())
+        await super().start((BILLING,), agents, flows=(flow,), outbound_interface=outbound_interface)
+        self.desks = build_desks(self.pool, self.phones, self.acd, self.link.model, {"lab": self.link},
+                                 recorder=self.recorder, settings=DeskSettings(outbound_interface=outbound_interface,
+                                                                               outbound_wrap_up_seconds=30))
         await self.desks.start(self.link.bus)
         app = build_app(Metrics(), {}, FirstMatch(self.desks.sessions), CrmStore.from_pool(self.pool, self.phones),
                         desks=self.desks)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        port = free_tcp_port()
-        await web.TCPSite(self.runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}"
+        self._served = served(app)
+        self.url = await self._served.__aenter__()
         return self
 
     async def close(self) -> None:
-        await self.runner.cleanup()
+        await self._served.__aexit__(None, None, None)
         await self.desks.close()
-        await self.agi.close()
-        await self.log.close()
-        await self.runtime.close()
-
-    async def interaction(self, linkedid: str, ready) -> dict:
-        async with asyncio.timeout(WAIT):
-            while True:
-                row = await self.pool.fetchrow("SELECT * FROM interactions WHERE linkedid = $1", linkedid)
-                if row and ready(row):
-                    return dict(row)
-                await asyncio.sleep(0.1)
+        await super().close()
 
 
 async def seed(pool, phones: PhoneNormalizer, workdir: Path) -> int:
@@ -132,14 +87,6 @@ async def seed(pool, phones: PhoneNormalizer, workdir: Path) -> int:
                                       disposition_notes=notes))
     await history.close()
     return jose
-
-
-@pytest.fixture
-async def store(db_dsn):
-    database = Database(db_dsn)
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.fixture
@@ -169,12 +116,8 @@ async def center(open_center):
 
 @pytest.fixture
 async def browser():
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    async with chromium() as instance:
         yield instance
-        await instance.close()
 
 
 async def desktop(browser, center: DeskCenter, agent_id: str, errors: list):
@@ -210,7 +153,7 @@ async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, cal
     assert await first.locator("#call").get_attribute("data-state") == "ringing"
     await expect(first.locator("#banner")).to_contain_text(CALLER)
     await expect(first.locator("dd[data-key=Account]")).to_have_text("12345")
-    await expect(first.locator("dd[data-key='IVR path']")).to_contain_text("flow:ask_account")
+    await expect(first.locator("dd[data-key='IVR path']")).to_contain_text("billing_menu:ask_account")
     await expect(first.locator("#customer-flags")).to_contain_text("VIP")
     history = await first.locator("#history tbody tr td:nth-child(5)").all_text_contents()
     assert history == ["disputed invoice", "billing address changed"]
@@ -268,25 +211,14 @@ async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, cal
     assert row["disposition_notes"] == ("a1: Wants the premium plan; account verified\n"
                                         "a2: Premium plan activated")
     assert row["hold_seconds"] > 0 and row["wrapup_seconds"] > 0
-    assert '"upgrade"' in row["data"] and row["ivr_path"][-1] == "flow:to_billing"
+    assert '"upgrade"' in row["data"] and row["ivr_path"][-1] == "billing_menu:to_billing"
     assert not errors, errors
-
-
-STRAIGHT_TO_BILLING = """
-[flow]
-dnis = ["100"]
-default = true
-
-[nodes.billing]
-kind = "queue"
-queue = "billing"
-"""
 
 
 async def test_hold_a_cancelled_consultation_a_blind_transfer_and_click_to_dial(open_center, browser, calls):
     customer_phone = phone()
     try:
-        center = await open_center(500, flow=STRAIGHT_TO_BILLING,
+        center = await open_center(500, flow="to_billing_queue.toml",
                                    outbound_interface=customer_phone.dial_string("{number}"))
         await _hold_consult_cancel_blind_transfer_then_dial(center, browser, calls, customer_phone)
     finally:

@@ -14,19 +14,10 @@ from cti.agi.server import AgiServer
 from cti.callmodel.events import CallEnded, CallStarted
 from cti.sessions import InboundSessions
 from crm_bridge.customers import CustomerRepository
-from crm_bridge.database import Database
 from crm_bridge.phone import PhoneNormalizer
 from ivr import load_flows
 
 BILLING_MENU = Path(__file__).resolve().parents[1] / "flows" / "billing_menu.toml"
-
-
-@pytest.fixture
-async def store(db_dsn):
-    database = Database(db_dsn)
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.mark.parametrize(("dtmf_mode", "endpoint", "number"),

@@ -4,28 +4,17 @@ account entry; the path, the data and the customer reach the call and its intera
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from cti.agi.server import AgiServer
 from cti.callmodel.events import CallEnded, CallStarted
 from cti.recorder import CallRecorder
 from cti.sessions import InboundSessions
 from crm_bridge.customers import CustomerRepository
-from crm_bridge.database import Database
 from crm_bridge.logger import InteractionLogger
 from crm_bridge.phone import PhoneNormalizer
 from ivr import load_flows
 from tests.e2e.conftest import WAIT
 
 BILLING_MENU = Path(__file__).resolve().parents[1] / "flows" / "billing_menu.toml"
-
-
-@pytest.fixture
-async def store(db_dsn):
-    database = Database(db_dsn)
-    await database.open()
-    yield database
-    await database.close()
 
 
 async def test_dtmf_menu_path_and_account_reach_the_call_and_its_record(link, lab_config, calls, store, tmp_path):

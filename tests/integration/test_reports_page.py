@@ -1,18 +1,11 @@
 """The supervisor's reports page in a real browser (Debian's chromium, headless) against the real app."""
 
-import shutil
-
 import pytest
-from aiohttp import web
-from playwright.async_api import async_playwright
 
-from tests.conftest import ARTIFACTS, free_tcp_port
+from tests import browser
+from tests.conftest import ARTIFACTS
 from tests.integration.crm_support import database_fixture  # noqa: F401
 from tests.integration.test_reports import SALES_BY_15_MINUTES, seed, start_app
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -20,26 +13,18 @@ async def served(database):
     """The app on a free loopback port: (base URL, tokens)."""
     await seed(database.pool)
     app, tokens = await start_app(database.pool)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_tcp_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}", tokens
-    await runner.cleanup()
+    async with browser.served(app) as base:
+        yield base, tokens
 
 
 @pytest.fixture
 async def page(served):
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    errors = []
+    async with browser.chromium() as chromium:
+        context = await chromium.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page = await context.new_page()
-        errors = []
         page.on("pageerror", lambda error: errors.append(error))
         yield page
-        await browser.close()
     assert not errors, errors  # a script error the assertions above did not notice
 
 

@@ -8,21 +8,15 @@ do in the daemon. What is checked is what the page shows and what its buttons ch
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from aiohttp import web
-from playwright.async_api import async_playwright
 
 from acd import AgentNotReady, AgentReady, CallArrived, Offer, OfferAccepted
 from cti.http import supervisor_api
-from tests.conftest import ARTIFACTS, free_tcp_port
+from tests import browser
+from tests.conftest import ARTIFACTS
 from tests.integration.crm_support import database_fixture  # noqa: F401
 from tests.integration.supervision_support import log_in, ready, supervised_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 # Hang guards, not timing assertions: a frame is due within a second of its event.
 LIMIT_MS = 10_000
 
@@ -35,25 +29,18 @@ async def served(database):
     log_in(supervised.acd)
     supervised.offers = []
     supervised.acd.listen(lambda decision: isinstance(decision, Offer) and supervised.offers.append(decision))
-    runner = web.AppRunner(supervised.app)
-    await runner.setup()
-    port = free_tcp_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    supervised.base = f"http://127.0.0.1:{port}"
-    yield supervised
-    await runner.cleanup()
+    async with browser.served(supervised.app) as base:
+        supervised.base = base
+        yield supervised
 
 
 @pytest.fixture
 async def page(served):
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1500, "height": 1000})
+    errors = []
+    async with browser.chromium() as chromium:
+        context = await chromium.new_context(viewport={"width": 1500, "height": 1000})
         page = await context.new_page()
         page.set_default_timeout(LIMIT_MS)
-        errors = []
         page.on("pageerror", lambda error: errors.append(error))
         await page.add_init_script(f"localStorage.setItem('cti.token', {served.tokens['supervisor']!r})")
         response = await page.goto(f"{served.base}/supervisor/")
@@ -61,7 +48,6 @@ async def page(served):
         await page.wait_for_selector("#connection.live")
         await page.wait_for_selector("#agents tr[data-agent='1003']")
         yield page
-        await browser.close()
     assert not errors, errors  # a script error the assertions did not notice
 
 
