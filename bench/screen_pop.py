@@ -52,6 +52,7 @@ from cti.http.server import build_app  # noqa: E402
 from cti.metrics import Metrics  # noqa: E402
 from crm_bridge.interactions import Page  # noqa: E402
 from crm_bridge.phone import PhoneNormalizer  # noqa: E402
+from figures import percentile  # noqa: E402 - bench/ is the script's folder
 
 QUEUE = QueueSettings("support", "support>=10", ring_timeout=3600)
 PASSWORD = "bench"
@@ -255,11 +256,6 @@ async def run_clients(url: str) -> None:
 
 
 # --- report --------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def figures(result: dict) -> tuple[float, float]:

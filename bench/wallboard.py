@@ -56,6 +56,7 @@ from cti.http.server import build_app  # noqa: E402
 from cti.metrics import Metrics  # noqa: E402
 from cti.supervision import Supervision, Wallboard  # noqa: E402
 from crm_bridge.principals import Principal  # noqa: E402
+from figures import percentile  # noqa: E402 - bench/ is the script's folder
 
 QUEUES = 10
 TOKEN = "bench-supervisor-token"
@@ -304,11 +305,6 @@ async def run_clients(url: str, count: int) -> None:
 
 
 # --- report --------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def figures(result: dict) -> tuple[float, float, float]:
