@@ -37,6 +37,7 @@ from acd.events import (
     SetAgentSkills,
     SetCallPriority,
     Tick,
+    UpdateQueue,
     WrapUpDone,
 )
 from acd.model import (
@@ -57,7 +58,8 @@ __all__ = [
     "AcdEngine", "AgentSnapshot", "QueueSnapshot", "WaitingCallSnapshot",
     "AgentDeviceBusy", "AgentDeviceFree", "AgentLogin", "AgentLogout", "AgentNotReady", "AgentReady",
     "CallAbandoned", "CallArrived", "CallbackRequested", "CallbackResult", "CallCompleted", "MoveCall",
-    "OfferAccepted", "OfferFailed", "SetAgentSkills", "SetCallPriority", "Tick", "WrapUpDone", "Event",
+    "OfferAccepted", "OfferFailed", "SetAgentSkills", "SetCallPriority", "Tick", "UpdateQueue",
+    "WrapUpDone", "Event",
     "AgentStateChanged", "Announce", "CallbackDial", "CallbackFinished", "CallEnded", "CancelOffer",
     "FinalAction", "Offer", "Overflowed", "PreQueueRejected", "Decision",
     "AcdError", "AcdSettings", "AgentSettings", "AgentState", "CallbackPolicy", "Disposition",

@@ -26,13 +26,18 @@ Deadlines (ring timeouts, wrap-up ends, overflow steps, max waits, announcements
 retries) live in one heap, one live entry per agent or call. ``handle`` fires every deadline due
 by ``now`` before applying the event (a ring that timed out at 15 s has timed out even if the
 answer is reported at 15.2 s), and again after it.
+
+Queue settings can change live (UpdateQueue): the plans are rebuilt from the new set of settings,
+and the calls and agents are filed into the new routing classes as if they had always been
+there, then routed, so the invariant of ``acd.routing`` holds again before the next event.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from acd.events import (
@@ -65,10 +70,11 @@ from acd.events import (
     SetAgentSkills,
     SetCallPriority,
     Tick,
+    UpdateQueue,
     WrapUpDone,
 )
 from acd.ewt import expected_wait
-from acd.model import AcdError, AcdSettings, AgentState, DispositionKind
+from acd.model import AcdError, AcdSettings, AgentState, DispositionKind, QueueSettings
 from acd.overflow import build_plans
 from acd.routing import Agent, Call, CallState, QueuePlan, RoutingClass, RoutingIndex
 from acd.stats import RECENT, TODAY, AcdStats, AgentFigures, CallFigures
@@ -178,7 +184,8 @@ class AcdEngine:
             CallAbandoned: self._on_abandoned, OfferAccepted: self._on_accepted,
             OfferFailed: self._on_offer_failed, CallCompleted: self._on_completed,
             CallbackRequested: self._on_callback_requested, CallbackResult: self._on_callback_result,
-            MoveCall: self._on_move, SetCallPriority: self._on_set_priority, Tick: lambda event: None,
+            MoveCall: self._on_move, SetCallPriority: self._on_set_priority,
+            UpdateQueue: self._on_update_queue, Tick: lambda event: None,
         }
 
     # --- public API ---
@@ -189,6 +196,9 @@ class AcdEngine:
         handler = self._handlers.get(type(event))
         if handler is None:
             raise AcdError(f"not an ACD event: {event!r}")
+        if isinstance(event, UpdateQueue):
+            # Refused here, before the deadlines due fire: their decisions would be lost with the error.
+            self.check_queue(event.settings)
         self._now = now
         self._out = []
         self._check_day()
@@ -199,6 +209,10 @@ class AcdEngine:
 
     def next_deadline(self) -> float | None:
         return self._deadlines.next()
+
+    def check_queue(self, settings: QueueSettings) -> None:
+        """Raise AcdError if UpdateQueue(settings) would be refused; changes nothing."""
+        self._plans_with(settings)
 
     def agent_state(self, agent_id: str) -> AgentState:
         return self._agent(agent_id).state
@@ -498,15 +512,20 @@ class AcdEngine:
         self._end_hopeless_waits(classes)
 
     def _end_hopeless_waits(self, classes: list[RoutingClass]) -> None:
-        """Calls of a queue whose broadest level no logged-in agent matches any more will never
-        be answered: their final action runs now (callbacks wait for someone to log in)."""
         for klass in classes:
             plan = self._plans[klass.queue.name]
-            if klass is plan.broadest_class and not klass.members:
-                for call in plan.waiting_calls():
-                    if call.callback_number is None:
-                        self._index.remove_waiting(call)
-                        self._final_action(call)
+            if klass is plan.broadest_class:
+                self._end_hopeless_wait(plan)
+
+    def _end_hopeless_wait(self, plan: QueuePlan) -> None:
+        """Calls of a queue whose broadest level no logged-in agent matches any more will never
+        be answered: their final action runs now (callbacks wait for someone to log in)."""
+        if plan.broadest_class.members:
+            return
+        for call in plan.waiting_calls():
+            if call.callback_number is None:
+                self._index.remove_waiting(call)
+                self._final_action(call)
 
     # --- calls ---
 
@@ -686,6 +705,73 @@ class AcdEngine:
         call.priority = event.priority
         if waiting:
             self._index.add_waiting(call)
+
+    # --- queue changes ---
+
+    def _plans_with(self, settings: QueueSettings) -> dict[str, QueuePlan]:
+        """Every queue's plan, with ``settings`` in place of the queue of that name. Other queues
+        are rebuilt too: their overflow steps may add this queue's agents."""
+        self._plan(settings.name)
+        return build_plans([settings if name == settings.name else plan.settings
+                            for name, plan in self._plans.items()])
+
+    def _on_update_queue(self, event: UpdateQueue) -> None:
+        plans = self._plans_with(event.settings)
+        for plan in plans.values():
+            plan.handle_time = self._plans[plan.name].handle_time  # what was learnt stays
+        # The old classes are dropped whole: nothing is filed out of them one by one.
+        waiting = [call for call in self._calls.values() if call.state is CallState.WAITING]
+        self._plans, self._index = plans, RoutingIndex(list(plans.values()))
+        self._settings = dataclasses.replace(self._settings, queues=tuple(plan.settings for plan in plans.values()))
+        changed = plans[event.settings.name]
+        self.stats.update_queue(changed.settings)
+        for call in self._held_calls():
+            old = call.plan.settings
+            call.plan, call.entry = plans[call.plan.name], None
+            if call.plan is changed:
+                self._refit(call, old)
+        self._refile_agents()
+        # Best first, as a freed agent ranks them: of several calls that can now reach the same
+        # agent, the one it would have picked gets it.
+        for call in sorted(waiting, key=lambda call: (-call.priority, call.plan.settings.weight
+                                                      * (call.arrived_at - self._now), call.seq)):
+            self._route_call(call)
+        for plan in plans.values():
+            self._end_hopeless_wait(plan)
+
+    def _held_calls(self) -> Iterable[Call]:
+        """Every call the engine still refers to: its own, and those whose wrap-up is running."""
+        wrapping_up = [agent.call for agent in self._agents.values()
+                       if agent.call is not None and agent.call.call_id not in self._calls]
+        return [*self._calls.values(), *wrapping_up]
+
+    def _refit(self, call: Call, old: QueueSettings) -> None:
+        """A call of the changed queue: its overflow level is what its time in the queue reaches
+        under the new steps (a waiting call reaches the new ones now, an offered one when it
+        waits again), and announcements start over from its entry if they changed."""
+        plan, now = call.plan, self._now
+        reached = plan.steps_reached(call, now)
+        call.level = min(call.level, reached)
+        if call.state is CallState.WAITING:
+            self._out += [Overflowed(call.call_id, level) for level in range(call.level, reached)]
+            call.level = reached
+        settings = plan.settings
+        if (old.announce_first_after, old.announce_every) != (settings.announce_first_after, settings.announce_every):
+            first = settings.announce_first_after
+            call.next_announce_at = (None if first is None or call.callback_number is not None
+                                     else max(now, call.entered_queue_at + first))
+        self._schedule(call)
+
+    def _refile_agents(self) -> None:
+        """Logged-in agents join the new classes they match; free ones are free there (an agent
+        who matched no queue before may match one now)."""
+        for agent in self._agents.values():
+            agent.classes, agent.free_entries = [], []
+            if agent.state is not AgentState.LOGGED_OUT:
+                self._index.attach(agent)
+            if agent.state is AgentState.AVAILABLE and not agent.device_busy:
+                self._refresh_calls_today(agent)
+                self._index.add_free(agent)
 
     # --- callbacks ---
 

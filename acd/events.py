@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from acd.model import AgentState, DispositionKind
+from acd.model import AgentState, DispositionKind, QueueSettings
 
 # --- events ---------------------------------------------------------------------------------
 
@@ -144,13 +144,28 @@ class SetCallPriority:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateQueue:
+    """Supervisor change: ``settings`` replace those of the queue of that name, live.
+
+    Waiting calls keep their arrival time, priority and wait; their overflow level is what their
+    time in the queue reaches under the new steps. Offered and talking calls stay with their
+    agent: the new ring timeout and wrap-up apply from the next offer and wrap-up. Settings the
+    engine would refuse at start (an unknown queue named, a loop of final actions) raise
+    AcdError and change nothing.
+    """
+
+    settings: QueueSettings
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Nothing happened but time passed: fire the deadlines due by ``now``."""
 
 
 Event = (AgentLogin | AgentLogout | AgentReady | AgentNotReady | AgentDeviceBusy | AgentDeviceFree
          | CallArrived | CallAbandoned | OfferAccepted | OfferFailed | CallCompleted | WrapUpDone
-         | CallbackRequested | CallbackResult | SetAgentSkills | MoveCall | SetCallPriority | Tick)
+         | CallbackRequested | CallbackResult | SetAgentSkills | MoveCall | SetCallPriority | UpdateQueue
+         | Tick)
 
 # --- decisions ------------------------------------------------------------------------------
 

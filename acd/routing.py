@@ -149,6 +149,10 @@ class QueuePlan:
         steps = self.settings.overflow
         return call.entered_queue_at + steps[call.level].after_seconds if call.level < len(steps) else None
 
+    def steps_reached(self, call: Call, now: float) -> int:
+        """How many of this queue's steps the call's time in it has reached by ``now``."""
+        return sum(1 for step in self.settings.overflow if call.entered_queue_at + step.after_seconds <= now)
+
     def final_action_at(self, call: Call) -> float | None:
         max_wait = self.settings.max_wait_seconds
         return None if max_wait is None else call.entered_queue_at + max_wait

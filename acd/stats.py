@@ -214,6 +214,10 @@ class AcdStats:
         self._agent_calls = {agent_id: Tally(window_seconds, day_start) for agent_id in agent_ids}
         self._states = {agent_id: StateTimes(window_seconds, day_start) for agent_id in self._agent_calls}
 
+    def update_queue(self, queue: QueueSettings) -> None:
+        """A queue's new thresholds count from now; what was recorded stays as it was counted."""
+        self._queues[queue.name] = queue
+
     def record_entered(self, queue: str, now: float) -> None:
         self._calls[queue].add(now, ("offered", 1.0))
 

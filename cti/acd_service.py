@@ -10,6 +10,7 @@ needs no lock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from acd import (AcdEngine, AcdError, AgentDeviceBusy, AgentDeviceFree, CancelOffer, Decision, Event, Offer,
-                 OfferAccepted, Tick)
+                 OfferAccepted, QueueSettings, Tick, UpdateQueue)
 from acd.config import AcdDefinitions
 from cti.callmodel.events import CallBridged, DeviceStateChanged
 
@@ -59,6 +60,15 @@ class AcdService:
             self._deliver(decision)
         self._notify(self._watchers, event)
         self._arm_timer()
+        return decisions
+
+    def update_queue(self, queue: QueueSettings) -> list[Decision]:
+        """A queue's new settings, live: the engine's first (AcdError: refused, nothing changed),
+        then the definitions' that lookups read. Only that queue is replaced in them: the rest
+        must stay what the engine runs, even if the store has more."""
+        decisions = self.submit(UpdateQueue(queue))
+        self.definitions = dataclasses.replace(self.definitions, queues=tuple(
+            queue if known.name == queue.name else known for known in self.definitions.queues))
         return decisions
 
     def now(self) -> float:

@@ -13,9 +13,9 @@ with time alone.
 a bounded queue and its own writer, so a slow client delays nobody; one that falls behind loses
 its queued frames and gets a fresh snapshot instead.
 
-``SupervisorActions`` carries out supervisors' orders (skills, not ready, logout, move, priority,
-listen/whisper/barge), logs each with who gave it, and raises ``ActionError``s that the HTTP
-layer turns into 404/409/422/503. No aiohttp here: ``cti/http`` encodes and transports.
+``SupervisorActions`` carries out supervisors' orders (skills, queue settings, not ready, logout,
+move, priority, listen/whisper/barge), logs each with who gave it, and raises ``ActionError``s
+that the HTTP layer turns into 404/409/422/503. No aiohttp here: ``cti/http`` encodes and transports.
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ import asyncio
 import contextlib
 import dataclasses
 import math
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import structlog
 
 from acd import (AgentLogout, AgentNotReady, AgentState, AgentStateChanged, DispositionKind, FinalAction,
-                 MoveCall, SetAgentSkills, SetCallPriority, parse_skills)
-from acd.config import AcdConfigError, AcdDefinitions, AgentDefinition
+                 MoveCall, QueueSettings, SetAgentSkills, SetCallPriority, UpdateQueue, parse_skills)
+from acd.config import AcdConfigError, AcdDefinitions, AgentDefinition, parse_queue, queue_to_dict
 from acd.engine import WaitingCallSnapshot
+from acd.skills import SkillExpr
 from acd.stats import AgentFigures
 from cti.acd_service import AcdService
 from cti.callmodel.control import CallControl, CallControlError
@@ -84,11 +86,12 @@ class Wallboard:
         # (answered, abandoned, re-prioritised) must refresh that queue.
         self._shown_in: dict[str, str] = {}
         self._shown_calls: dict[str, frozenset[str]] = {}
-        self._requirements = {queue.name: parse_skills(queue.skills) for queue in acd.definitions.queues}
         # AcdDefinitions.agent() scans the list; a snapshot of 1,000 agents must not be quadratic.
         self._indexed: AcdDefinitions | None = None
+        self._requirements: dict[str, SkillExpr] = {}
         self._agents: dict[str, AgentDefinition] = {}
         self._served_by: dict[str, list[str]] = {}
+        self._reindex()
         self.window_seconds = acd.definitions.settings().stats_window_seconds
         self._last_frame = -math.inf
         self._last_refresh = acd.now()
@@ -118,6 +121,8 @@ class Wallboard:
                 self._mark_queues(self.queues_served_by(agent_id))  # their agents by state
             if isinstance(item, SetAgentSkills):  # the definitions still hold the old skills
                 self._mark_queues(self._queues_requiring(item.skills))
+        if isinstance(item, UpdateQueue):
+            self._queue_changed(item.settings)
         call_id = getattr(item, "call_id", None) or getattr(item, "callback_id", None)
         if call_id in self._shown_in:
             self._mark_queues([self._shown_in[call_id]])
@@ -127,11 +132,26 @@ class Wallboard:
         if isinstance(item, FinalAction) and item.kind is DispositionKind.QUEUE:
             self._mark_queues([item.target])
 
+    def _queue_changed(self, settings: QueueSettings) -> None:
+        """Its view, and the agents whose queues it joins or leaves: the definitions still hold
+        its old settings."""
+        self._mark_queues([settings.name])
+        self._reindex()
+        old, new = self._requirements[settings.name], parse_skills(settings.skills)
+        self._mark(self._dirty_agents, [agent.agent_id for agent in self.acd.definitions.agents
+                                        if old.matches(agent.skills) != new.matches(agent.skills)])
+
+    def _reindex(self) -> None:
+        """Index the definitions again when they were replaced (a skill or queue change)."""
+        if self.acd.definitions is self._indexed:
+            return
+        self._indexed = self.acd.definitions
+        self._requirements = {queue.name: parse_skills(queue.skills) for queue in self._indexed.queues}
+        self._agents = {agent.agent_id: agent for agent in self._indexed.agents}
+        self._served_by = {}
+
     def _definition(self, agent_id: str) -> AgentDefinition | None:
-        if self.acd.definitions is not self._indexed:  # replaced by a skill change
-            self._indexed = self.acd.definitions
-            self._agents = {agent.agent_id: agent for agent in self._indexed.agents}
-            self._served_by = {}
+        self._reindex()
         return self._agents.get(agent_id)
 
     def queues_served_by(self, agent_id: str) -> list[str]:
@@ -143,6 +163,7 @@ class Wallboard:
         return self._served_by[agent_id]
 
     def _queues_requiring(self, skills: Mapping[str, int]) -> list[str]:
+        self._reindex()
         return [name for name, requirement in self._requirements.items() if requirement.matches(skills)]
 
     def _mark_agent(self, agent_id: str) -> None:
@@ -371,13 +392,14 @@ class Fanout:
 
 
 class ActionError(Exception):
-    """A supervisor's order that cannot be carried out; ``field`` names the bad input, if any."""
+    """A supervisor's order that cannot be carried out; ``errors``: a message per bad input
+    field, if that is the reason (given as ``errors``, or as one ``field`` with the message)."""
 
     status = 409
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, errors: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
-        self.field = field
+        self.errors = dict(errors) if errors else ({field: message} if field else {})
 
 
 class NotFound(ActionError):
@@ -394,8 +416,33 @@ class Unavailable(ActionError):
     status = 503
 
 
-class SkillStore(Protocol):
+class DefinitionStore(Protocol):
     async def set_agent_skills(self, agent_id: str, skills: Mapping[str, int], by: str) -> bool: ...
+
+    async def save_queue(self, queue: QueueSettings, by: str) -> AcdDefinitions: ...
+
+
+# The start of a problem's key path inside a queue's table: "queues.NAME." (NAME quoted if dotted).
+_IN_QUEUE = re.compile(r'queues\.(?:"[^"]*"|[^."]+)\.?')
+
+
+def _body_errors(error: AcdConfigError) -> dict[str, str]:
+    """A queue body's problems by key path inside it ("overflow[0].after_seconds"); one about the
+    body as a whole under "body"."""
+    errors: dict[str, str] = {}
+    for problem in error.problems:
+        where, _, message = problem.partition(": ")
+        inside = _IN_QUEUE.match(where)
+        field = (where[inside.end():] if inside else "") or "body"
+        text = message if inside else problem
+        errors[field] = f"{errors[field]}; {text}" if field in errors else text
+    return errors
+
+
+def _changes(old: QueueSettings, new: QueueSettings) -> dict[str, Any]:
+    """The keys of a queue's definition that differ, with their new values (None: now unset)."""
+    before, after = queue_to_dict(old), queue_to_dict(new)
+    return {key: after.get(key) for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)}
 
 
 def _with_skills(definitions: AcdDefinitions, agent_id: str, skills: Mapping[str, int]) -> AcdDefinitions:
@@ -414,7 +461,7 @@ def agent_channel(call: Call, device: str) -> str | None:
 
 
 class SupervisorActions:
-    def __init__(self, acd: AcdService, store: SkillStore, calls: CallModel | None = None,
+    def __init__(self, acd: AcdService, store: DefinitionStore, calls: CallModel | None = None,
                  control_for: Callable[[str], CallControl | None] | None = None) -> None:
         self.acd = acd
         self.store = store
@@ -434,6 +481,33 @@ class SupervisorActions:
         # After the event: the wallboard reads the old skills from them to refresh the queues left.
         self.acd.definitions = _with_skills(self.acd.definitions, agent_id, skills)
         log.info("supervisor.skills_changed", supervisor=by, agent_id=agent_id, skills=dict(skills))
+
+    async def update_queue(self, name: str, body: Mapping[str, Any], by: str) -> QueueSettings:
+        """Replace a queue's settings with ``body`` (the ACD file's table): checked alone (422),
+        then by the running engine (AcdError, 409) so that nothing it would refuse gets stored,
+        stored (the other stored queues may refuse it: 409), then applied live. Returns the
+        settings now in force."""
+        queue = self._parse_queue(name, body)
+        self.acd.engine.check_queue(queue)
+        try:
+            stored = await self.store.save_queue(queue, by=f"supervisor:{by}")
+        except AcdConfigError as error:
+            raise ActionError(f"the stored definitions refuse it: {'; '.join(error.problems)}") from None
+        old, queue = self.acd.definitions.queue(name), stored.queue(name)
+        self.acd.update_queue(queue)
+        log.info("supervisor.queue_changed", supervisor=by, queue=name, changes=_changes(old, queue))
+        return queue
+
+    def _parse_queue(self, name: str, body: Mapping[str, Any]) -> QueueSettings:
+        current = self.queue_settings(name)
+        try:
+            queue = parse_queue(name, body, "body")
+        except AcdConfigError as error:
+            raise Invalid("; ".join(error.problems), errors=_body_errors(error)) from None
+        if queue.survey_flow not in ("", current.survey_flow):
+            # The IVR flows are checked at start only: an unknown one would fail at the survey.
+            raise Invalid("a new survey flow can only be named in the ACD file", field="survey_flow")
+        return queue
 
     def force_not_ready(self, agent_id: str, reason: str, by: str) -> str:
         """When it takes effect: "now", or "after the call" (the current call and its wrap-up)."""
@@ -500,8 +574,13 @@ class SupervisorActions:
             raise NotFound(f"agent {agent_id} not found")
 
     def require_queue(self, queue: str) -> None:
-        if self.acd.definitions.queue(queue) is None:
+        self.queue_settings(queue)
+
+    def queue_settings(self, queue: str) -> QueueSettings:
+        settings = self.acd.definitions.queue(queue)
+        if settings is None:
             raise NotFound(f"queue {queue} not found")
+        return settings
 
     def _logged_in_state(self, agent_id: str) -> AgentState:
         self.require_agent(agent_id)
@@ -539,7 +618,7 @@ class Supervision:
     actions: SupervisorActions
 
     @classmethod
-    def build(cls, acd: AcdService, store: SkillStore, calls: CallModel | None = None,
+    def build(cls, acd: AcdService, store: DefinitionStore, calls: CallModel | None = None,
               control_for: Callable[[str], CallControl | None] | None = None, **wallboard_options: Any) -> Supervision:
         return cls(acd, Wallboard(acd, **wallboard_options), SupervisorActions(acd, store, calls, control_for))
 

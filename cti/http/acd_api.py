@@ -1,4 +1,5 @@
-"""REST API of the live ACD for supervisors: queue and agent figures, and actions on agents and calls.
+"""REST API of the live ACD for supervisors: queue and agent figures, queue settings, and actions on
+agents and calls.
 
 Routes are declared once in ROUTES with crm_api's Route (roles, body, answers) and published in
 /api/openapi.json. Figures are the wallboard's views (cti/supervision.py), so REST and the
@@ -18,7 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from acd import AcdError, parse_skills
+from acd import AcdError, DispositionKind, Strategy, parse_skills
+from acd.config import queue_to_dict
 from acd.skills import MAX_LEVEL, MIN_LEVEL, AtLeast, SkillExpressionError
 from cti.http.auth import PRINCIPAL
 from cti.http import crm_api
@@ -99,8 +101,8 @@ def _acting(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ActionError as error:
-            if error.field is not None:
-                raise ValidationError({error.field: str(error)}) from None
+            if error.errors:
+                raise ValidationError(error.errors) from None
             return _json({"error": str(error)}, status=error.status)
         except AcdError as error:
             return _json({"error": str(error)}, status=409)
@@ -121,6 +123,11 @@ async def get_queue(request: web.Request) -> web.Response:
     return _json(supervision.wallboard.queue_view(queue))
 
 
+async def get_queue_definition(request: web.Request) -> web.Response:
+    supervision, queue = _supervision(request), request.match_info["queue"]
+    return _json(queue_to_dict(supervision.actions.queue_settings(queue)))
+
+
 async def list_agents(request: web.Request) -> web.Response:
     supervision = _supervision(request)
     return _json({"server_time": supervision.acd.wall_clock(), "agents": supervision.wallboard.agent_views()})
@@ -130,6 +137,15 @@ async def get_agent(request: web.Request) -> web.Response:
     supervision, agent_id = _supervision(request), request.match_info["agent_id"]
     supervision.actions.require_agent(agent_id)
     return _json(supervision.wallboard.agent_view(agent_id))
+
+
+# Changing queues --------------------------------------------------------------------------
+
+async def update_queue(request: web.Request) -> web.Response:
+    supervision, queue = _supervision(request), request.match_info["queue"]
+    supervision.actions.require_queue(queue)  # 404 before 422: the body is about nothing
+    settings = await supervision.actions.update_queue(queue, await _json_object(request), _who(request))
+    return _json(queue_to_dict(settings))
 
 
 # Acting on agents -------------------------------------------------------------------------
@@ -194,6 +210,33 @@ def _figures_schema() -> dict:
             | {name: number for name in ratios}}
 
 
+def _queue_definition_schema() -> dict:
+    """A queue's table in the ACD file (config/acd.toml documents each key); checked by
+    acd.config.parse_queue, this schema only describes it."""
+    number, seconds = {"type": "number"}, {"type": ["number", "null"], "exclusiveMinimum": 0}
+    levels = {"type": "object", "additionalProperties": {"type": "integer", "minimum": MIN_LEVEL, "maximum": MAX_LEVEL}}
+    step = {"type": "object", "required": ["after_seconds"], "additionalProperties": False, "properties": {
+        "after_seconds": number, "lower_thresholds": levels, "add_skills": {"type": "string"},
+        "add_queues": {"type": "array", "items": {"type": "string"}}}}
+    disposition = {"type": "object", "required": ["kind"], "additionalProperties": False, "properties": {
+        "kind": {"enum": [kind.value for kind in DispositionKind]}, "target": {"type": "string"}}}
+    callback = {"type": "object", "additionalProperties": False, "properties": {
+        "retry_after_busy": number, "retry_after_no_answer": number, "retry_after_failed": number,
+        "max_attempts": {"type": "integer", "minimum": 1}}}
+    return {"type": "object", "required": ["skills"], "additionalProperties": False,
+            "description": "The queue's table of the ACD file (config/acd.toml); keys left out take their defaults",
+            "properties": {
+                "skills": {"type": "string", "description": 'Requirement expression, e.g. "support>=50 | english"'},
+                "strategy": {"enum": [strategy.value for strategy in Strategy]},
+                "weight": number, "ring_timeout": number, "wrap_up_seconds": number,
+                "max_waiting": {"type": ["integer", "null"], "minimum": 0}, "max_wait_seconds": seconds,
+                "final_action": disposition, "ewt_limit_seconds": seconds,
+                "overflow": {"type": "array", "items": step},
+                "announce_first_after": {"type": ["number", "null"], "minimum": 0}, "announce_every": seconds,
+                "service_level_seconds": number, "short_abandon_seconds": number, "initial_aht_seconds": number,
+                "callback": callback, "survey_flow": {"type": "string"}}}
+
+
 def _schemas() -> dict[str, dict]:
     """Bodies from their field declarations; answers as the wallboard builds them (docs/API.md)."""
     ref = {"$ref": "#/components/schemas/AcdFigures"}
@@ -214,6 +257,7 @@ def _schemas() -> dict[str, dict]:
     return {
         **{name: object_schema(spec, required) for name, (spec, required) in BODIES.items()},
         "AcdFigures": _figures_schema(),
+        "AcdQueueDefinition": _queue_definition_schema(),
         "AcdQueue": queue,
         "AcdAgent": agent,
         "AcdQueues": {"type": "object", "properties": {"server_time": {"type": "number"}, "queues": {
@@ -230,10 +274,12 @@ def _route(*args: Any, **kwargs: Any) -> Route:
     return Route(*args, schemas=SCHEMAS, **kwargs)
 
 
+_QUEUE = "/api/acd/queues/{queue}"
 _AGENT = "/api/acd/agents/{agent_id}"
 _CALL = "/api/acd/calls/{call_id}"
 _NO_AGENT = {404: ("No such agent", "Error")}
 _NO_CALL = {404: ("No call of that id is waiting or ringing", "Error")}
+_NO_QUEUE = {404: ("No such queue", "Error")}
 _CONFLICT = {409: ("The ACD cannot do it in the agent's or call's current state", "Error")}
 
 ROUTES: tuple[Route, ...] = (
@@ -241,8 +287,17 @@ ROUTES: tuple[Route, ...] = (
            "Every queue: waiting calls with their waits and priorities, longest wait, service levels, "
            "ASA, abandon rate, offered, answered, agents by state (docs/KPIS.md, live figures)", READERS,
            answers={200: ("server_time and queues", "AcdQueues")}),
-    _route("GET", "/api/acd/queues/{queue}", _acting(get_queue), "One queue's live figures", READERS,
-           answers={200: ("The queue", "AcdQueue"), 404: ("No such queue", "Error")}),
+    _route("GET", _QUEUE, _acting(get_queue), "One queue's live figures", READERS,
+           answers={200: ("The queue", "AcdQueue")} | _NO_QUEUE),
+    _route("GET", _QUEUE + "/definition", _acting(get_queue_definition),
+           "A queue's settings, as the ACD file's table for it", READERS,
+           answers={200: ("The queue's definition", "AcdQueueDefinition")} | _NO_QUEUE),
+    _route("PUT", _QUEUE, _acting(update_queue),
+           "Replace a queue's settings (requirement, strategy, timeouts, overflow plan, final action...): "
+           "stored, then in force at once for its waiting calls", ACTORS, body="AcdQueueDefinition",
+           answers={200: ("The queue's definition now in force", "AcdQueueDefinition"),
+                    409: ("The running ACD or the stored definitions refuse it (an unknown queue named, a loop "
+                          "of final actions)", "Error")} | _NO_QUEUE),
     _route("GET", "/api/acd/agents", _acting(list_agents),
            "Every agent: state, time in state, reason, current call, handled, AHT, occupancy, skills", READERS,
            answers={200: ("server_time and agents", "AcdAgents")}),

@@ -5,16 +5,22 @@ offers ring out, hangs calls up, asks for callbacks, moves agents in and out) an
 decision as it comes:
 
 - a call is offered to one agent at a time, and an agent gets one call at a time;
-- overflow steps fire exactly when due (later only if the call was ringing an agent then);
+- overflow steps fire exactly when due (later only if the call was ringing an agent then), so a
+  waiting call has always reached every step due;
 - every call ends exactly once (CallEnded), every callback finishes at most once;
 - nothing is decided about a call that has ended.
 
+Supervisors change queue settings on the way (UpdateQueue): valid changes must keep all of the
+above (steps reached through a change fire at the change), refused ones must change nothing.
+
 A second, single-queue machine checks the order: every offer goes to the waiting call with the
-highest priority, the longest waiting first among equals.
+highest priority, the longest waiting first among equals, across changes of the queue's settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from acd.engine import AcdEngine
+from acd.model import AcdError
 from acd.events import (
     AgentDeviceBusy,
     AgentDeviceFree,
@@ -53,6 +60,7 @@ from acd.events import (
     SetAgentSkills,
     SetCallPriority,
     Tick,
+    UpdateQueue,
     WrapUpDone,
 )
 from acd.model import (
@@ -64,6 +72,7 @@ from acd.model import (
     DispositionKind,
     OverflowStep,
     QueueSettings,
+    Strategy,
 )
 
 pytestmark = pytest.mark.unit
@@ -79,7 +88,32 @@ QUEUES = (
                   overflow=(OverflowStep(30, add_skills="sales>=80"),),
                   final_action=Disposition(DispositionKind.CALLBACK)),
 )
-STEP_AFTER = {queue.name: [step.after_seconds for step in queue.overflow] for queue in QUEUES}
+SALES, SUPPORT = QUEUES
+# What supervisors change queues to. Every sales variant ends in support, so a support queue
+# ending in sales is a loop (refused).
+VARIANTS = (
+    SALES,
+    dataclasses.replace(SALES, skills="sales>=30 | support>=60", ring_timeout=6, wrap_up_seconds=0,
+                        max_wait_seconds=90, announce_first_after=None,
+                        overflow=(OverflowStep(10, add_queues=("support",)),)),
+    dataclasses.replace(SALES, skills="sales>=95", strategy=Strategy.MOST_SKILLED, max_wait_seconds=None,
+                        announce_first_after=5, announce_every=10,
+                        overflow=(OverflowStep(5, lower_thresholds={"sales": 50}),
+                                  OverflowStep(15, lower_thresholds={"sales": 20}),
+                                  OverflowStep(70, add_skills="support"))),
+    dataclasses.replace(SALES, skills="nobody"),  # its waiting calls go to support at once
+    SUPPORT,
+    dataclasses.replace(SUPPORT, skills="support>=60", weight=0.5, max_wait_seconds=60,
+                        final_action=Disposition(DispositionKind.MESSAGE_HANGUP),
+                        overflow=(OverflowStep(10, add_queues=("sales",)), OverflowStep(25, add_skills="sales>=30"))),
+    dataclasses.replace(SUPPORT, skills="support | sales>=80", strategy=Strategy.ROUND_ROBIN, overflow=(),
+                        max_wait_seconds=None, callback=CallbackPolicy(max_attempts=1)),
+)
+REFUSED = (
+    QueueSettings("ghost", "support"),
+    dataclasses.replace(SUPPORT, overflow=(OverflowStep(30, add_queues=("ghost",)),)),
+    dataclasses.replace(SUPPORT, final_action=Disposition(DispositionKind.QUEUE, "sales")),
+)
 AGENTS = (AgentSettings("a1", "PJSIP/a1", {"sales": 90}),
           AgentSettings("a2", "PJSIP/a2", {"sales": 40, "support": 50}),
           AgentSettings("a3", "PJSIP/a3", {"support": 70}))
@@ -95,6 +129,7 @@ class CallModel:
     agent: str | None = None
     steps_seen: int = 0
     rang_since_entering: bool = False
+    changed_at: float = -math.inf  # the last change of its queue's settings
     endings: list[str] = field(default_factory=list)
 
     def enter(self, queue: str, now: float) -> None:
@@ -128,6 +163,7 @@ class AcdMachine(GlueMachine):
         self.finished: dict[str, int] = {}
         self.agent_state = {agent_id: AgentState.LOGGED_OUT for agent_id in AGENT_IDS}
         self.engaged: dict[str, str | None] = dict.fromkeys(AGENT_IDS)
+        self.step_after = {queue.name: [step.after_seconds for step in queue.overflow] for queue in QUEUES}
         self.serial = 0
 
     # --- driving the engine like a glue ---
@@ -136,6 +172,7 @@ class AcdMachine(GlueMachine):
         decisions = self.engine.handle(event, self.now)
         for decision in decisions:
             self.check(decision)
+        self.check_steps_reached()
         return decisions
 
     def calls_in(self, *states: str) -> list[str]:
@@ -169,6 +206,24 @@ class AcdMachine(GlueMachine):
     @rule(agent_id=st.sampled_from(AGENT_IDS), skills=st.sampled_from(SKILL_SETS))
     def skills_change(self, agent_id: str, skills: dict[str, int]) -> None:
         self.send(SetAgentSkills(agent_id, skills))
+
+    @rule(settings=st.sampled_from(VARIANTS))
+    def supervisor_changes_a_queue(self, settings: QueueSettings) -> None:
+        """A call's steps are those its time in the queue reaches under the new plan: the ones
+        not reached yet before fire at the change."""
+        steps = self.step_after[settings.name] = [step.after_seconds for step in settings.overflow]
+        for call in self.calls.values():
+            if call.queue == settings.name:
+                reached = sum(1 for after in steps if call.entered_at + after <= self.now)
+                call.steps_seen, call.changed_at = min(call.steps_seen, reached), self.now
+        self.send(UpdateQueue(settings))
+
+    @rule(settings=st.sampled_from(REFUSED))
+    def supervisor_change_is_refused(self, settings: QueueSettings) -> None:
+        before = self.engine.next_deadline(), [self.engine.waiting_calls(queue.name) for queue in QUEUES]
+        with pytest.raises(AcdError):
+            self.send(UpdateQueue(settings))
+        assert (self.engine.next_deadline(), [self.engine.waiting_calls(queue.name) for queue in QUEUES]) == before
 
     @precondition(lambda self: self.calls_in("ringing"))
     @rule(data=st.data())
@@ -237,6 +292,12 @@ class AcdMachine(GlueMachine):
         if checker is not None:
             checker(decision)
 
+    def check_steps_reached(self) -> None:
+        for call_id in self.calls_in("waiting"):
+            call = self.calls[call_id]
+            due = sum(1 for after in self.step_after[call.queue] if call.entered_at + after <= self.now)
+            assert call.steps_seen == due, f"{call_id} reached {call.steps_seen} steps of the {due} due"
+
     def on_AgentStateChanged(self, change: AgentStateChanged) -> None:
         if change.state is AgentState.RESERVED:
             assert self.agent_state[change.agent_id] is AgentState.AVAILABLE
@@ -275,9 +336,10 @@ class AcdMachine(GlueMachine):
     def on_Overflowed(self, step: Overflowed) -> None:
         call = self.calls[step.call_id]
         assert call.state in ("waiting", "callback") and step.step_index == call.steps_seen
-        due = call.entered_at + STEP_AFTER[call.queue][step.step_index]
+        due = call.entered_at + self.step_after[call.queue][step.step_index]
         assert self.now >= due
         if not call.rang_since_entering:
+            due = max(due, call.changed_at)  # a change that reaches it makes it due at once
             assert self.now == due, f"step {step.step_index} of {step.call_id} due at {due}, fired at {self.now}"
         call.steps_seen += 1
 
@@ -354,6 +416,10 @@ class OrderMachine(GlueMachine):
         self.keys[call_id] = (-priority, self.now, self.serial)
         self.waiting.add(call_id)
         self.send(CallArrived(call_id, "q", priority=priority))
+
+    @rule(ring_timeout=st.sampled_from([3, 5, 8]), strategy=st.sampled_from(Strategy), weight=st.sampled_from([1, 3]))
+    def queue_changes(self, ring_timeout: float, strategy: Strategy, weight: float) -> None:
+        self.send(UpdateQueue(QueueSettings("q", "s", ring_timeout=ring_timeout, strategy=strategy, weight=weight)))
 
     @rule(agent=st.integers(0, 2), ready=st.booleans())
     def agent_toggles(self, agent: int, ready: bool) -> None:
