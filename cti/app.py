@@ -165,8 +165,26 @@ class Application:
             if self.interaction_log:
                 families += stat_families("cti_interaction_log", "interaction records", "store",
                                           {"crm": dataclasses.asdict(self.interaction_log.stats)})
+            if self.acd:
+                families += self._acd_families()
             return families
         self.metrics.collect_from(collect)
+
+    def _acd_families(self) -> list:
+        """ACD health for operators: decisions, listener failures, calls waiting and agents by state."""
+        acd = self.acd
+        engine = acd.engine
+        queues = {queue.name: {"waiting": len(engine.waiting_calls(queue.name))} for queue in acd.definitions.queues}
+        states: dict[str, int] = {}
+        for agent in acd.definitions.agents:
+            state = str(engine.agent_state(agent.agent_id))
+            states[state] = states.get(state, 0) + 1
+        totals = {"decisions": acd.decisions_made, "listener_errors": acd.listener_errors}
+        return (stat_families("cti_acd", "ACD", "acd", {"acd": totals})
+                + stat_families("cti_acd_queue", "ACD queue", "queue", queues, gauges=frozenset({"waiting"}))
+                + stat_families("cti_acd_agents", "ACD agents by state", "state",
+                                {state: {"count": count} for state, count in states.items()},
+                                gauges=frozenset({"count"})))
 
     async def _start_http(self) -> None:
         desks = await self._start_desktops()

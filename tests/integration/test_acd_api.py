@@ -340,5 +340,8 @@ def test_the_daemon_serves_them_when_it_runs_an_acd():
         assert status == 200 and {queue["queue"] for queue in body["queues"]} >= {"support", "sales"}
         status, page = daemon.get("/supervisor/")
         assert status == 200 and b"wallboard.js" in page
+        status, metrics = daemon.get("/metrics", daemon.token)
+        assert status == 200 and b'cti_acd_queue_waiting{queue="support"} 0.0' in metrics
+        assert b'cti_acd_agents_count{state="logged_out"} 4.0' in metrics
         assert daemon.terminate() == 0
         assert "cti.stop_failed" not in [event["event"] for event in daemon.log_events()]
