@@ -335,7 +335,8 @@ async def test_queue_settings_unknown_queue_404_and_roles(api):
 
 def test_the_daemon_serves_them_when_it_runs_an_acd():
     """`cti run` with the example ACD file: the composition root wires the supervision in."""
-    with running_daemon("cti-test-acd-api-", environ={"CTI_ACD__FILE": "config/acd.toml"}) as daemon:
+    with running_daemon("cti-test-acd-api-", environ={"CTI_ACD__FILE": "config/acd.toml",
+                                                                  "CTI_IVR__FLOWS": "config/flows"}) as daemon:
         status, body = daemon.get_json("/api/acd/queues", daemon.token)  # the operator token may read
         assert status == 200 and {queue["queue"] for queue in body["queues"]} >= {"support", "sales"}
         status, page = daemon.get("/supervisor/")
