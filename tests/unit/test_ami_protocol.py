@@ -368,6 +368,35 @@ def test_a_parsed_message_is_the_message_its_headers_make() -> None:
                                      "Exten": "100"}
 
 
+# Spellings that collide once lowercased, so that "the first of any case" is put to the test.
+colliding_names = st.sampled_from(["Uniqueid", "UniqueID", "uniqueid", "Channel", "CHANNEL",
+                                   "Exten", "Event", "event"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(layouts=st.lists(st.lists(st.tuples(st.one_of(colliding_names, header_names),
+                                           header_values), max_size=6), min_size=1, max_size=6),
+       asked=st.lists(st.one_of(colliding_names, header_names), min_size=1, max_size=6))
+def test_lookups_find_the_first_value_of_any_case_whatever_came_before(
+        layouts: list[list[tuple[str, str]]], asked: list[str]) -> None:
+    # Messages of one kind with varying names: they share, and must not confuse, the header
+    # indexes kept by name layout. Each is made directly and parsed off the wire.
+    for headers in layouts * 2:
+        headers = [("Event", "Same"), *headers]
+        for message in (Message(headers), *messages(parse(wire(headers)))):
+            for name in asked:
+                first = next((value for key, value in headers if key.lower() == name.lower()),
+                             None)
+                assert message.get(name) == first
+                assert message.get(name, "-") == (first if first is not None else "-")
+                assert (name in message) == (first is not None)
+                if first is None:
+                    with pytest.raises(KeyError):
+                        message[name]
+                else:
+                    assert message[name] == first
+
+
 def test_event_is_read_wherever_its_header_is() -> None:
     assert Message([("Event", "Hangup")]).event == "Hangup"
     assert Message([("Timestamp", "1.0"), ("event", "Hangup")]).event == "Hangup"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 from pathlib import Path
 
@@ -133,6 +135,26 @@ class TestReferenceQueuedCall:
             for message in AmiParser().feed(wire.encode()):
                 events.extend(model.apply(message["SystemName"], message))
         assert events == expected
+
+    def test_the_capture_replayed_as_one_stream_repeats_its_events(self) -> None:
+        # As bench/ami_ingest.py feeds it: one parser, reads of any size, the capture repeated
+        # (same Uniqueids and Linkedid each time: the call ends before it comes again).
+        expected = replay_reference(CallModel())
+        records = [json.loads(line) for line in REFERENCE.read_text(encoding="utf-8").splitlines()]
+        cycle = "".join("".join(f"{name}: {value}\r\n" for name, value in record.items()
+                                if name != "_t") + "\r\n" for record in records).encode()
+        stream, model, parser = cycle * 3, CallModel(), AmiParser()
+        messages = [message for start in range(0, len(stream), 4096)
+                    for message in parser.feed(stream[start:start + 4096])]
+        assert len(messages) == 3 * len(records)
+        first, second, third = (
+            [event for message in messages[n * len(records):(n + 1) * len(records)]
+             for event in model.apply(message["SystemName"], message)] for n in range(3))
+        assert first == expected and second == third
+        # Only device states differ after the first time: they start from what the last left.
+        assert ([e for e in second if not isinstance(e, DeviceStateChanged)]
+                == [e for e in first if not isinstance(e, DeviceStateChanged)])
+        assert model.malformed_events == 0 and len(model.recent_ended) == 3
 
     def test_bridged_with_the_agents_local_channel(self) -> None:
         bridged = of_type(replay_reference(CallModel()), CallBridged)
@@ -444,3 +466,26 @@ class TestResync:
         pbx.on("1.0", "Hold")
         self.resync(pbx)
         assert pbx.model.call("pbx1:1.0").state is CallState.UP
+
+
+class TestBusEvents:
+    def test_built_like_the_dataclasses_they_are(self) -> None:
+        event = CallTransferred("pbx1", 1.5, "pbx1:1.0", TransferKind.BLIND, "Success",
+                                TRUNK, "", "100@default")
+        assert (event.dest_type, event.related_call_ids) == ("", ())  # the defaults
+        same = CallTransferred(system="pbx1", timestamp=1.5, call_id="pbx1:1.0",
+                               kind=TransferKind.BLIND, result="Success",
+                               transferer_channel=TRUNK, transferee_channel="",
+                               target="100@default", dest_type="", related_call_ids=())
+        assert same == event and hash(same) == hash(event)
+        assert dataclasses.astuple(event)[-3:] == ("100@default", "", ())
+        parameters = inspect.signature(CallUpdated).parameters.values()
+        assert [(p.name, p.default, p.annotation) for p in parameters] == [
+            (f.name, inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default,
+             f.type) for f in dataclasses.fields(CallUpdated)]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.result = "Fail"  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            CallUpdated("pbx1", 1.0, "pbx1:1.0")  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            DeviceStateChanged("pbx1", 1.0, "PJSIP/1", "INUSE", None, "x")  # type: ignore[call-arg]
