@@ -15,7 +15,7 @@ from cti.callmodel.bus import EventBus
 from cti.callmodel.control import CallControl
 from cti.callmodel.events import CallBridged, DeviceStateChanged
 from cti.callmodel.model import CallModel
-from cti.link import AmiLink
+from cti.link import AmiLink, link_to
 from cti.ivr_runner import IvrRunner
 from cti.queued_call import QueuedCall, QueueingSettings, QueueTicket
 from cti.sessions import PhoneLookup, Queueing
@@ -67,7 +67,7 @@ class AcdRuntime:
                 "scores": dict(result.scores), "partial": result.partial or not result.finished})
 
     def call_control(self, system: str) -> CallControl | None:
-        link = next((link for link in self.links.values() if link.client.system_name == system), None)
+        link = link_to(self.links, system)
         return CallControl(link.client) if link else None
 
     def _system_of(self, link_name: str) -> str | None:

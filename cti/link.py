@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Mapping
 
 import structlog
 
@@ -105,3 +106,8 @@ class AmiLink:
 def _items(reply, event_name: str) -> list[Message]:
     wanted = event_name.lower()
     return [event for event in getattr(reply, "events", []) if (event.event or "").lower() == wanted]
+
+
+def link_to(links: Mapping[str, AmiLink], system: str) -> AmiLink | None:
+    """The link to the Asterisk whose SystemName is ``system`` (the prefix of a call id)."""
+    return next((link for link in links.values() if link.client.system_name == system), None)

@@ -9,6 +9,7 @@ import structlog
 
 from cti.callmodel.control import CallControl
 from cti.desktop.desk import Refused
+from cti.link import link_to
 
 log = structlog.get_logger(__name__)
 
@@ -22,7 +23,7 @@ class Pbx:
     def control(self, call_id: str) -> CallControl:
         """Call ids read ``<SystemName>:<Linkedid>``: the link to that system."""
         system = call_id.partition(":")[0]
-        link = next((link for link in self.links.values() if link.client.system_name == system), None)
+        link = link_to(self.links, system)
         if link is None:
             raise Refused("unavailable", f"no AMI link to Asterisk {system!r}")
         return CallControl(link.client)

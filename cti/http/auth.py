@@ -56,22 +56,29 @@ def bearer_token(request: web.Request) -> str | None:
     return request.query.get("token") if request.headers.get("Upgrade", "").lower() == "websocket" else None
 
 
+async def authorize(request: web.Request, *roles: str) -> Principal:
+    """The request's principal (bearer token, or ?token= on a WebSocket handshake): 401 without a
+    valid token, 403 when its role is not one of ``roles``."""
+    token = bearer_token(request)
+    principal = await request.app[AUTHENTICATOR].authenticate(token) if token else None
+    if principal is None:
+        raise web.HTTPUnauthorized(
+            text='{"error": "missing or invalid bearer token"}', content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="cti"'})
+    if principal.role not in roles:
+        raise web.HTTPForbidden(
+            text=f'{{"error": "role {principal.role} may not use this endpoint"}}',
+            content_type="application/json")
+    request[PRINCIPAL] = principal
+    return principal
+
+
 def requires(*roles: str) -> Callable[[Handler], Handler]:
-    """Handler decorator: 401 without a valid token, 403 when the role is not allowed."""
+    """Handler decorator: ``authorize`` with these roles before the handler runs."""
 
     def decorate(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            token = bearer_token(request)
-            principal = await request.app[AUTHENTICATOR].authenticate(token) if token else None
-            if principal is None:
-                raise web.HTTPUnauthorized(
-                    text='{"error": "missing or invalid bearer token"}', content_type="application/json",
-                    headers={"WWW-Authenticate": 'Bearer realm="cti"'})
-            if principal.role not in roles:
-                raise web.HTTPForbidden(
-                    text=f'{{"error": "role {principal.role} may not use this endpoint"}}',
-                    content_type="application/json")
-            request[PRINCIPAL] = principal
+            await authorize(request, *roles)
             return await handler(request)
 
         guarded.__name__ = handler.__name__

@@ -11,7 +11,7 @@ from aiohttp import web
 from cti.desktop.service import AgentDesks, Refused
 from cti.desktop.sessions import AGENT_ROLE
 from cti.http import ws
-from cti.http.auth import PRINCIPAL, requires
+from cti.http.auth import PRINCIPAL, authorize, requires
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +54,7 @@ async def dispositions(request: web.Request) -> web.Response:
 
 async def desktop_socket(request: web.Request) -> web.WebSocketResponse:
     """One agent's desktop: pushes, and commands each answered with a result frame."""
-    agent_id = (await ws.authenticate(request, AGENT_ROLE)).name
+    agent_id = (await authorize(request, AGENT_ROLE)).name
     desks = request.app[DESKS]
     socket = await ws.open_socket(request)
     await desks.connect(agent_id, socket)

@@ -17,6 +17,7 @@ import structlog
 from aiohttp import WSCloseCode, web
 
 from cti.http import crm_api, ws
+from cti.http.auth import authorize
 from cti.http.crm_api import Route
 from cti.supervision import Body, Fanout, Wallboard
 
@@ -32,7 +33,7 @@ def _encode(kind: str, body: Body) -> str:
 
 
 async def supervisor_socket(request: web.Request) -> web.WebSocketResponse:
-    principal = await ws.authenticate(request, "supervisor")
+    principal = await authorize(request, "supervisor")
     socket = await ws.open_socket(request)
     request.app[SOCKETS].add(socket)
     # Replies go through the subscription too: one writer per socket keeps frames in order.

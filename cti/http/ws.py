@@ -1,4 +1,5 @@
-"""What every WebSocket endpoint shares: authentication, the JSON envelope, bad-message replies.
+"""What every WebSocket endpoint shares: the JSON envelope and bad-message replies (the
+handshake is authorised like any request: cti.http.auth.authorize).
 
 Frames are JSON objects ``{"v": 1, "type": "...", ...}``. A client command may carry an ``id``;
 its reply (``{"type": "result", "id": ..., "ok": true|false, ...}``) echoes it. A frame that is
@@ -15,26 +16,11 @@ import orjson
 import structlog
 from aiohttp import WSMsgType, web
 
-from cti.http.auth import AUTHENTICATOR, PRINCIPAL, bearer_token
-from crm_bridge.principals import Principal
 
 log = structlog.get_logger(__name__)
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
-
-
-async def authenticate(request: web.Request, *roles: str) -> Principal:
-    """The principal behind the handshake's token (header, or ?token= for browsers)."""
-    token = bearer_token(request)
-    principal = await request.app[AUTHENTICATOR].authenticate(token) if token else None
-    if principal is None:
-        raise web.HTTPUnauthorized(text='{"error": "missing or invalid token"}', content_type="application/json")
-    if principal.role not in roles:
-        raise web.HTTPForbidden(text=f'{{"error": "role {principal.role} may not use this endpoint"}}',
-                                content_type="application/json")
-    request[PRINCIPAL] = principal
-    return principal
 
 
 async def open_socket(request: web.Request, heartbeat: float = 20.0) -> web.WebSocketResponse:
