@@ -247,6 +247,18 @@ class AcdEngine:
                                     call.callback_number is not None, str(call.state))
                 for position, call in enumerate([*waiting, *ringing], start=1)]
 
+    def rings(self) -> dict[str, str]:
+        """call_id -> agent_id of every offer whose phone is ringing (callbacks' dials aside)."""
+        return {call.call_id: call.agent.agent_id for call in self._calls.values()
+                if call.state is CallState.OFFERED and call.callback_number is None}
+
+    def ringing_agent(self, call_id: str) -> str | None:
+        """The agent whose phone rings for ``call_id``, if an offer of it is ringing."""
+        call = self._calls.get(call_id)
+        if call is None or call.state is not CallState.OFFERED or call.callback_number is not None:
+            return None
+        return call.agent.agent_id
+
     def agent_call(self, agent_id: str) -> str | None:
         """The call the agent is reserved for, talking on or wrapping up."""
         call = self._agent(agent_id).call

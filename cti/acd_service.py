@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from acd import (AcdEngine, AcdError, AgentDeviceBusy, AgentDeviceFree, CancelOffer, Decision, Event, Offer,
-                 OfferAccepted, QueueSettings, Tick, UpdateQueue)
+from acd import (AcdEngine, AcdError, AgentDeviceBusy, AgentDeviceFree, Decision, Event, OfferAccepted,
+                 QueueSettings, Tick, UpdateQueue)
 from acd.config import AcdDefinitions
 from cti.callmodel.events import CallBridged, DeviceStateChanged
 
@@ -44,8 +44,6 @@ class AcdService:
         self._watchers: list[Watcher] = []
         self._timer: asyncio.TimerHandle | None = None
         self._device_agents = {agent.device: agent.agent_id for agent in definitions.agents if agent.device}
-        # call_id -> agent_id while that agent's phone rings for it: a bridge means it answered.
-        self.ringing: dict[str, str] = {}
         # call_id -> (agent_id, engine time) of answers the holding session has not yet seen.
         self.accepted: dict[str, tuple[str, float]] = {}
         self.decisions_made = 0
@@ -117,15 +115,19 @@ class AcdService:
 
     def release(self, call_id: str) -> None:
         self._inboxes.pop(call_id, None)
-        self.ringing.pop(call_id, None)
         self.accepted.pop(call_id, None)
 
     def answer(self, call_id: str, agent_id: str) -> None:
-        """The agent ringing for ``call_id`` answered; a second report of the same answer is a no-op."""
-        if self.ringing.get(call_id) == agent_id:
-            del self.ringing[call_id]
+        """The agent ringing for ``call_id`` answered; a second report of the same answer is a no-op
+        (the engine no longer has it ringing)."""
+        if self.engine.ringing_agent(call_id) == agent_id:
             self.accepted[call_id] = (agent_id, self.clock())
             self.submit(OfferAccepted(call_id, agent_id))
+
+    @property
+    def ringing(self) -> dict[str, str]:
+        """call_id -> agent_id while that agent's phone rings for it: a bridge means it answered."""
+        return self.engine.rings()
 
     def position(self, call_id: str) -> int | None:
         """1 for the next call to be served in its queue; None when it is not waiting."""
@@ -158,10 +160,6 @@ class AcdService:
 
     def _deliver(self, decision: Decision) -> None:
         self.decisions_made += 1
-        if isinstance(decision, Offer):
-            self.ringing[decision.call_id] = decision.agent_id
-        elif isinstance(decision, CancelOffer):
-            self.ringing.pop(decision.call_id, None)
         call_id = getattr(decision, "call_id", None)
         if call_id is not None:
             self.post(call_id, decision)
@@ -183,7 +181,7 @@ class AcdService:
         if isinstance(event, DeviceStateChanged):
             self._device_changed(event)
         elif isinstance(event, CallBridged) and len(event.bridge_channels) > 1:
-            agent_id = self.ringing.get(event.call_id)
+            agent_id = self.engine.ringing_agent(event.call_id)
             if agent_id is not None:
                 self.answer(event.call_id, agent_id)
 
