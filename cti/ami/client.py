@@ -154,12 +154,18 @@ class _LogThrottle:
     def take(self) -> int:
         """Count one occurrence; return how many a log line now stands for, or 0: stay quiet."""
         self._count += 1
-        now = time.monotonic()
-        if now < self._next_at:
+        if not self.due():
             return 0
-        self._next_at = now + self._interval
         count, self._count = self._count, 0
         return count
+
+    def due(self) -> bool:
+        """Whether a log line may go now; if so, the next one waits an interval."""
+        now = time.monotonic()
+        if now < self._next_at:
+            return False
+        self._next_at = now + self._interval
+        return True
 
 
 class _PendingAction:
@@ -260,6 +266,8 @@ class AmiClient:
         self._action_numbers = itertools.count(1)
         self._overflow_log = _LogThrottle()
         self._protocol_error_log = _LogThrottle()
+        self._read_error_log = _LogThrottle()
+        self._malformed_on_read_logged = 0
 
     # --- registration -----------------------------------------------------------------------
 
@@ -526,13 +534,13 @@ class AmiClient:
     def _route(self, link: _Link, message: Message) -> None:
         if link.pending and self._take_reply(link, message):
             return
-        # Asterisk writes the Response or Event header first, so no lookup is needed here.
-        if message.names[0] == "Response":
+        event = message.event  # known without cutting the message (message.py)
+        if event is None and message.response is not None:
             log.debug("ami.unexpected_reply", server=self.settings.name,
                       action_id=message.action_id)
             return
         self.stats.events_received += 1
-        if message.values[0] == "FullyBooted":
+        if event == "FullyBooted":
             self.fully_booted = message
             link.booted.set()
         if not self._system_name_settled:
@@ -585,6 +593,7 @@ class AmiClient:
         queue = self._queue
         while True:
             if not queue:  # a future per read the reader hands over, none per event
+                self._note_malformed_on_read()
                 self._queue_waiter = asyncio.get_running_loop().create_future()
                 await self._queue_waiter
                 continue
@@ -598,6 +607,17 @@ class AmiClient:
                     self.stats.handler_errors += 1
                     log.exception("ami.handler_failed", server=name, ami_event=message.event,
                                   handler=_callable_name(handler))
+
+    def _note_malformed_on_read(self) -> None:
+        """Log the bad lines found in events as handlers read them (cti/ami/message.py): the
+        parser counted them, but had handed the events over before they were cut."""
+        found = self._parser.counters.malformed_on_read
+        count = found - self._malformed_on_read_logged
+        if count and self._read_error_log.due():
+            self._malformed_on_read_logged = found
+            log.warning("ami.protocol_error", server=self.settings.name, kind="malformed",
+                        reason="lines that are no header, found in events as they were read",
+                        count=count)
 
     async def _run_connect_hooks(self, link: _Link) -> None:
         # Asterisk sends FullyBooted right after the login reply once it has booted; while it

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from cti.ami.message import Message
+from cti.ami.message import LINE_END, MARK, Message, header_lines, uncut_event
 
 MAX_MESSAGE_BYTES = 1 << 20
 
@@ -42,15 +42,12 @@ _LF = ord("\n")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII but colon and space
 _LINE_BREAKERS = re.compile(r"[\r\n]")
 _SHOWN_CHARS = 80  # how much of a bad line an error record quotes
-# Stands in for line ends while messages are cut: NUL, which Asterisk's C strings cannot hold.
-# Text that holds one anyway is cut line by line.
-_MARK = "\x00"
-_LINE_END = f": {_MARK}: "
-_BLANK_LINE = _LINE_END * 2
-_MARK_BYTE = _MARK.encode()
-_LINE_END_BYTES = _LINE_END.encode()
-_new_message = Message.__new__
-_NAMES, _VALUES, _MARKS = slice(0, None, 3), slice(1, None, 3), slice(2, None, 3)
+# Messages are cut with their line ends marked (message.LINE_END); text holding the mark, NUL,
+# is read line by line.
+_BLANK_LINE = LINE_END * 2
+_MARK_BYTE = MARK.encode()
+_LINE_END_BYTES = LINE_END.encode()
+_EVENT_LINE = "Event: "
 
 
 @dataclass(slots=True)
@@ -78,7 +75,8 @@ Event = Message | Banner | ProtocolError
 @dataclass(slots=True)
 class ParserCounters:
     messages: int = 0
-    malformed: int = 0  # header lines without "Name: value"
+    malformed: int = 0  # header lines without "Name: value", wherever found
+    malformed_on_read: int = 0  # of those, found in an event cut when first read (message.py)
     oversized: int = 0  # messages dropped for exceeding max_message_bytes
     decode_errors: int = 0  # messages with bytes that are not UTF-8
 
@@ -196,29 +194,21 @@ class AmiParser:
         return b""
 
     def _cut_messages(self, text: str, events: list[Event]) -> None:
-        """Cut every message of ``text``, its line ends turned into ": <mark>: ", with
-        whole-string operations; any block they cannot cut cleanly (a value holding ": ", a line
-        that is no header, blank lines) goes line by line."""
-        cut, append, new = 0, events.append, _new_message
-        # With the line ends marked, one split cuts all the lines of a message at ": ".
-        # A well-formed message gives name, value, mark, name, value, ... and no more.
+        """Cut ``text``, its line ends turned into LINE_END, into messages. An event whose first
+        line is a clean ``Event: <name>`` goes out uncut (Message cuts it when first read); any
+        other block (a response, blank lines, a first line that is no header) is read now, line
+        by line."""
+        cut, append, counters, start = 0, events.append, self.counters, len(_EVENT_LINE)
         for block in text.split(_BLANK_LINE):
-            parts = block.split(": ")
-            size = len(parts)
-            # 3 k + 2 parts, every third a mark: k line ends, each cut exactly where it was.
-            if (size % 3 == 2 and parts[_MARKS].count(_MARK) == size // 3
-                    and "" not in (names := parts[_NAMES])):
-                # Message.from_columns, inlined: this runs once per message of the stream.
-                message = new(Message)
-                message.names = names
-                message.values = values = parts[_VALUES]
-                message.output = _command_output(names, values) if names[0] == "Response" else []
-                message._headers = message._index = None
-                append(message)
-                cut += 1
-            else:
-                self._take_message(block.replace(_LINE_END, "\n"), events)
-        self.counters.messages += cut
+            if block.startswith(_EVENT_LINE):
+                end = block.find(": ", start)  # the first line's end, unless its value holds ": "
+                if end < 0 or block.startswith(LINE_END, end):
+                    append(uncut_event(block, block[start:end] if end >= 0 else block[start:],
+                                       counters))
+                    cut += 1
+                    continue
+            self._take_message(block.replace(LINE_END, "\n"), events)
+        counters.messages += cut
 
     def _parse_blocks(self, region: bytes, events: list[Event]) -> bytes:
         """The careful path: legacy command output, oversized or undecodable messages."""
@@ -255,28 +245,22 @@ class AmiParser:
             headers = self._headers(text, events)
             if not headers:
                 return
-            message = Message(headers)
-            if headers[0][0] == "Response":
-                message.output = _command_output(message.names, message.values)
+            output = _command_output(headers) if headers[0][0] == "Response" else ()
+            message = Message(headers, output)
         self.counters.messages += 1
         events.append(message)
 
     def _headers(self, text: str, events: list[Event]) -> list[tuple[str, str]]:
-        headers = []
-        for line in text.split("\n"):
-            name, colon, value = line.partition(": ")
-            if colon and name:
-                headers.append((name, value))
-            else:
-                self.counters.malformed += 1
-                events.append(ProtocolError(
-                    "malformed", f"not a header line: {line[:_SHOWN_CHARS]!r}"))
+        headers, bad_lines = header_lines(text)
+        self.counters.malformed += len(bad_lines)
+        events.extend(ProtocolError("malformed", f"not a header line: {line[:_SHOWN_CHARS]!r}")
+                      for line in bad_lines)
         return headers
 
 
-def _command_output(names: list[str], values: list[str]) -> list[str]:
+def _command_output(headers: list[tuple[str, str]]) -> list[str]:
     """Asterisk 14.2+ sends command output as Output headers of a response."""
-    return [value for name, value in zip(names, values) if name == "Output"]
+    return [value for name, value in headers if name == "Output"]
 
 
 def _start_of_lf_run(buffer: bytearray, index: int) -> int:

@@ -290,11 +290,9 @@ class CallModel:
 
     def apply(self, system: str, message: Message) -> list[BusEvent]:
         """Feed one AMI event of Asterisk server ``system`` (its SystemName); get the bus events."""
-        # Asterisk writes Event first: read there, the events ignored (most of the stream: VarSet,
-        # Agent*, Cdr...) cost one dict lookup, and never build the header index.
-        names = message.names
-        handler = self._handlers.get(
-            message.values[0] if names and names[0] == "Event" else message.get("Event"))
+        # The events ignored (most of the stream: VarSet, Agent*, Cdr...) cost one dict lookup,
+        # and are never cut into headers (cti/ami/message.py).
+        handler = self._handlers.get(message.event)
         if handler is None:
             return []
         state = self._systems.get(system)

@@ -538,6 +538,20 @@ async def test_parse_errors_reach_the_stats(server: FakeAsterisk, new_client: Ne
     assert (client.stats.parser.malformed, client.stats.parser.decode_errors) == (1, 1)
 
 
+async def test_a_bad_line_found_as_a_handler_reads_an_event_is_logged(
+        server: FakeAsterisk, new_client: NewClient) -> None:
+    client = new_client()
+    causes: list[str | None] = []
+    client.on_event(lambda _, message: causes.append(message.get("Cause")))
+    await client.connect()
+    with capture_logs() as logs:
+        server.connections[0].send(b"Event: Hangup\r\nnot a header\r\nCause: 16\r\n\r\n")
+        await until(lambda: any(entry["event"] == "ami.protocol_error" for entry in logs))
+    [entry] = [entry for entry in logs if entry["event"] == "ami.protocol_error"]
+    assert entry["kind"] == "malformed" and entry["count"] == 1
+    assert causes[-1] == "16" and client.stats.parser.malformed == 1 and client.connected
+
+
 def test_runs_on_uvloop() -> None:
     async def scenario() -> tuple[str, str, int]:
         fake = FakeAsterisk()
