@@ -3,6 +3,7 @@ and the page at /agent/ (docs/API.md, "Agent desktop")."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import structlog
@@ -12,10 +13,12 @@ from cti.desktop.service import AgentDesks, Refused
 from cti.desktop.sessions import AGENT_ROLE
 from cti.http import ws
 from cti.http.auth import PRINCIPAL, authorize, requires
+from cti.http.throttle import LoginThrottle
 
 log = structlog.get_logger(__name__)
 
 DESKS = web.AppKey("desks", AgentDesks)
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 PAGE = Path(__file__).with_name("static") / "agent" / "index.html"
 _MAX_SECRET = 1024  # argon2 hashes whatever it gets: a megabyte password must not cost a megabyte's work
 
@@ -25,13 +28,20 @@ async def login(request: web.Request) -> web.Response:
     agent_id, secret = body.get("agent_id"), body.get("password")
     if not isinstance(agent_id, str) or not isinstance(secret, str) or not agent_id or len(secret) > _MAX_SECRET:
         return web.json_response({"error": "agent_id and password (strings) are required"}, status=422)
+    agent_id, address, throttle = agent_id.strip(), request.remote or "?", request.app[LOGIN_THROTTLE]
+    if wait := throttle.retry_after(address, agent_id):
+        log.warning("agent.login_throttled", agent=agent_id, address=address)
+        return web.json_response({"error": f"too many failed logins: try again in {math.ceil(wait)} s"},
+                                 status=429, headers={"Retry-After": str(math.ceil(wait))})
     desks = request.app[DESKS]
-    session = await desks.login(agent_id.strip(), secret)
+    session = await desks.login(agent_id, secret)
     if session is None:
-        log.info("agent.login_refused", agent=agent_id)
+        throttle.failed(address, agent_id)
+        log.info("agent.login_refused", agent=agent_id, address=address)
         return web.json_response({"error": "unknown agent or wrong password"}, status=401)
+    throttle.succeeded(address, agent_id)
     log.info("agent.logged_in", agent=agent_id, took_over=session.replaced)
-    desk = await desks.desk(agent_id.strip())
+    desk = await desks.desk(agent_id)
     return web.json_response({"token": session.token, "agent": {"id": desk.agent_id, "name": desk.name},
                               "took_over": session.replaced})
 
@@ -99,6 +109,7 @@ async def _json_object(request: web.Request) -> dict:
 
 def add_routes(app: web.Application) -> None:
     """The desktop's routes; ``app[DESKS]`` must be set before the first request."""
+    app[LOGIN_THROTTLE] = LoginThrottle()
     app.router.add_post("/api/agent/login", login)
     app.router.add_post("/api/agent/logout", logout)
     app.router.add_get("/api/agent/dispositions", dispositions)

@@ -116,6 +116,20 @@ async def test_login_needs_the_agents_password_and_gives_an_agent_token(api):
     assert api.acd.engine.agent_state("a1") is AgentState.NOT_READY  # logged in to the ACD
 
 
+async def test_repeated_wrong_passwords_are_refused_before_checking_until_the_window_passes(api):
+    # The limit is 5 per agent and address: the 6th try is refused, even with the right password,
+    # and no password is checked for it.
+    for _ in range(5):
+        assert (await login(api, password="wrong")).status == 401
+    checked = api.desks.sessions._verify_secret
+    api.desks.sessions._verify_secret = None  # a refused try must not get this far
+    refused = await login(api)
+    assert refused.status == 429 and 1 <= int(refused.headers["Retry-After"]) <= 300
+    assert "too many failed logins" in (await refused.json())["error"]
+    api.desks.sessions._verify_secret = checked
+    assert (await login(api, agent_id="a2")).status == 200  # another agent from the same address
+
+
 async def test_the_socket_needs_an_agent_token(api):
     for url in ("/api/agent/ws", "/api/agent/ws?token=agt_forged", f"/api/agent/ws?token={OPERATOR_TOKEN}"):
         response = await api.get(url, headers=HANDSHAKE)
