@@ -239,17 +239,34 @@ class QueuedCall:
         elif isinstance(command, DialAgent):
             self._handed_to(command.agent_id)
             ring = self.acd.definitions.queue(self.ticket.queue).ring_timeout
-            await self.agi.exec("Dial", self.acd.agent_interface(command.agent_id), str(math.ceil(ring)), "g")
+            return await self._transfer_dial(command.agent_id, self.acd.agent_interface(command.agent_id),
+                                             str(math.ceil(ring)), "g")
         elif isinstance(command, DialNumber):
             self._handed_to(None)
-            await self.agi.exec("Dial", self.settings.outbound_interface.format(number=command.number))
+            return await self._transfer_dial(None, self.settings.outbound_interface.format(number=command.number))
         elif isinstance(command, Requeue):
             self._handed_to(None)
-            self.ticket.queue = command.queue
-            self.acd.submit(CallArrived(self.call_id, command.queue, self.ticket.priority, self.ticket.tier,
-                                        self.agi.caller_number, self.arrival_data))
+            self._requeue(command.queue)
             return True
         return False
+
+    async def _transfer_dial(self, agent_id: str | None, *dial: str) -> bool:
+        """A blind transfer's ring. Nobody answering is no reason to lose the caller: they wait in
+        their queue again, their data kept. True when they did."""
+        await self.agi.exec("Dial", *dial)
+        if (await self.agi.get_variable("DIALSTATUS")) == "ANSWER":
+            return False
+        if agent_id is not None:  # rung, never answered: not one of the call's agents
+            self.ticket.agents.remove(agent_id)
+            self.ticket.rung.append(agent_id)
+        self._requeue(self.ticket.queue)
+        return True
+
+    def _requeue(self, queue: str) -> None:
+        self.ticket.queue = queue
+        self._attach()
+        self.acd.submit(CallArrived(self.call_id, queue, self.ticket.priority, self.ticket.tier,
+                                    self.agi.caller_number, self.arrival_data))
 
     def _handed_to(self, agent_id: str | None) -> None:
         """A transfer: the first agent's part is over (wrap-up starts); the call goes on."""

@@ -11,6 +11,7 @@ sipp UAS processes (cti.lab.phones).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -91,12 +92,12 @@ async def seed(pool, phones: PhoneNormalizer, workdir: Path) -> int:
 
 @pytest.fixture
 async def open_center(link, lab_config, store, tmp_path):
-    """Starts the call center; a1's phone answers after ``a1_rings_ms``, a2's after 1 s."""
+    """Starts the call center; a1's phone answers after ``a1_rings_ms``, a2's as ``a2_plan`` says."""
     await seed(store.pool, PhoneNormalizer("US"), tmp_path)
     sips, centers = [], []
 
-    async def start(a1_rings_ms: int, **options) -> DeskCenter:
-        sips.extend([phone(PhonePlan(answer_after_ms=a1_rings_ms)), phone(PhonePlan(answer_after_ms=1000))])
+    async def start(a1_rings_ms: int, a2_plan: PhonePlan = PhonePlan(answer_after_ms=1000), **options) -> DeskCenter:
+        sips.extend([phone(PhonePlan(answer_after_ms=a1_rings_ms)), phone(a2_plan)])
         centers.append(await DeskCenter(link, lab_config, store.pool, tmp_path).start(
             {"a1": sips[0], "a2": sips[1]}, **options))
         return centers[0]
@@ -276,3 +277,38 @@ async def _hold_consult_cancel_blind_transfer_then_dial(center, browser, calls, 
     assert row["direction"] == "out" and row["agents"] == ["a1"] and row["outcome"] == "completed"
     assert row["dnis"] == "2125550199" and row["phone_e164"] == "+12125550199"
     assert not errors, errors
+
+
+async def test_a_blind_transfer_nobody_answers_puts_the_caller_back_in_the_queue(open_center, browser, calls):
+    center = await open_center(500, a2_plan=PhonePlan(busy=True), flow="to_billing_queue.toml")
+    errors: list = []
+    first = await desktop(browser, center, "a1", errors)
+    second = await desktop(browser, center, "a2", errors)
+    caller = calls("José Müller", CALLER, hold_ms=180_000)
+    call = first.locator("#call")
+    await expect(call).to_have_attribute("data-state", "connected", timeout=60_000)
+    call_id = await first.locator("#call-id").text_content()
+
+    await first.select_option("#transfer-kind", "agent")
+    await first.fill("#transfer-target", "a2")
+    await first.click("#transfer")  # a2's phone answers 486 Busy Here
+    await expect(first.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
+    await first.select_option("#disposition", "escalated")
+    await first.click("#end-wrapup")
+    await expect(call).to_be_hidden(timeout=EXPECT_MS)
+    # The caller waited in billing again, and comes back to the one agent who can answer.
+    await expect(call).to_have_attribute("data-state", "connected", timeout=60_000)
+    assert await first.evaluate("window.desk.view.offers") == [call_id, call_id]
+    assert await first.locator("#call-id").text_content() == call_id
+    await expect(first.locator("#customer-name")).to_have_text("José Müller")
+    assert caller.poll() is None  # the caller was never cut off
+    await first.click("#hangup")
+    await expect(first.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
+    await first.select_option("#disposition", "resolved")
+    await first.click("#end-wrapup")
+
+    row = await center.interaction(call_id.partition(":")[2], lambda r: r["outcome"] is not None)
+    assert row["outcome"] == "completed" and row["agents"] == ["a1", "a1"]
+    assert "a2" in json.loads(row["data"])["acd"]["rung"]
+    assert not errors, errors
+    await second.close()

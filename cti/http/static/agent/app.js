@@ -199,7 +199,10 @@ function renderCall() {
   $("call").hidden = !call;
   $("banner").hidden = !(call && call.state === "ringing");
   $("dial").disabled = Boolean(call);
-  if (!call) return;
+  if (!call) {
+    delete $("call").dataset.state; // no stale state for the next call to be mistaken by
+    return;
+  }
   $("call").dataset.state = call.state;
   $("call-id").textContent = call.call_id;
   $("call-state").textContent = call.state;
