@@ -206,7 +206,8 @@ class Application:
             return None
         desks = build_desks(self.database.pool, self.phones, self.acd, self.calls, self.links,
                             recorder=self.recorder, external=self._external_crm(),
-                            settings=DeskSettings(self.config.acd.outbound_interface))
+                            settings=DeskSettings(self.config.acd.outbound_interface,
+                                                  away_after_seconds=self.config.acd.desktop_away_seconds))
         await desks.start(self.bus)
         self._stops.append(("desktops", desks.close))
         return desks

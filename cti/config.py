@@ -81,6 +81,8 @@ class AcdConfig:
     moh_class: str = "default"
     outbound_interface: str = field(default="", metadata={"pattern": "^(.*\\{number\\}.*)?$"})
     callback_digit: str = field(default="1", metadata={"pattern": "^[0-9*#]$"})
+    # An available agent whose desktop has been gone this long is set not ready ("desktop closed").
+    desktop_away_seconds: float = _positive(60.0)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -140,6 +140,17 @@ class Desk:
     engine_state: str = "logged_out"
     _outbox: deque = field(default_factory=deque)
     _writer: asyncio.Task | None = None
+    _away_timer: asyncio.TimerHandle | None = None
+
+    def leave(self, grace_seconds: float, gone: Callable[[], None]) -> None:
+        """The last desktop closed: ``gone`` runs unless one comes back (``stay``) within the grace."""
+        self.stay()
+        self._away_timer = asyncio.get_running_loop().call_later(grace_seconds, gone)
+
+    def stay(self) -> None:
+        if self._away_timer is not None:
+            self._away_timer.cancel()
+            self._away_timer = None
 
     @property
     def unsent(self) -> int:

@@ -60,6 +60,7 @@ log = structlog.get_logger(__name__)
 
 # Not-ready reasons the desk sets itself while the agent is on a call the engine does not know.
 TRANSFER_REASON, RESTORED_REASON = "transfer", "call in progress"
+AWAY_REASON = "desktop closed"  # an available agent's desktop was gone too long
 # Calls whose agents' parts are kept for amending their record (a wrap-up is minutes long).
 REMEMBERED_CALLS = 4096
 GOING_AWAY_CLOSE_CODE = 1001
@@ -74,6 +75,8 @@ class DeskSettings:
     not_ready_reasons: tuple[str, ...] = ("break", "lunch", "meeting", "training", "coaching", "admin")
     # Wrap-up after a click-to-dial call (the ACD's queues set it for their calls).
     outbound_wrap_up_seconds: float = 60.0
+    # An available agent whose desktop has been gone this long is set not ready (AWAY_REASON).
+    away_after_seconds: float = 60.0
 
 
 Dispositions = Callable[[], Awaitable[list[dict[str, str]]]]
@@ -157,12 +160,21 @@ class AgentDesks:
         desk = await self.desk(agent_id)
         await self._take_over(desk, "this agent's desktop was opened elsewhere")
         desk.sockets.append(socket)
+        desk.stay()
         await ws.send(socket, "hello", **self.hello(desk))
 
     def disconnect(self, agent_id: str, socket: web.WebSocketResponse) -> None:
         desk = self._desks.get(agent_id)
         if desk is not None and socket in desk.sockets:
             desk.sockets.remove(socket)
+            if not desk.sockets:
+                desk.leave(self.settings.away_after_seconds, lambda: self._desk_gone(desk))
+
+    def _desk_gone(self, desk: Desk) -> None:
+        """The agent's desktop stayed away: stop offering calls to a phone nobody watches."""
+        if self._desks.get(desk.agent_id) is desk and self.engine_state(desk.agent_id) is AgentState.AVAILABLE:
+            log.info("desk.away", agent=desk.agent_id, after_seconds=self.settings.away_after_seconds)
+            self.acd.submit(AgentNotReady(desk.agent_id, AWAY_REASON))
 
     async def logout(self, agent_id: str) -> None:
         """Raises Refused while the agent has a call or is in wrap-up time."""
@@ -177,6 +189,7 @@ class AgentDesks:
             for socket in list(desk.sockets):
                 await ws.send(socket, "logged_out", message="logged out")
                 await socket.close(code=LOGGED_OUT_CLOSE_CODE, message=b"logged out")
+            desk.stay()
             del self._desks[agent_id]
         self.acd.submit(AgentLogout(agent_id))
         await self.sessions.logout(agent_id)

@@ -147,7 +147,8 @@ class FakeModel:
 class Center:
     """The desks with two agents by default, an ACD with the support queue, and the fakes."""
 
-    def __init__(self, agents: tuple[str, ...] = ("a1", "a2"), queues=(SUPPORT,), store=None, model=None) -> None:
+    def __init__(self, agents: tuple[str, ...] = ("a1", "a2"), queues=(SUPPORT,), store=None, model=None,
+                 away_after_seconds: float = 60.0) -> None:
         definitions = AcdDefinitions(tuple(queues), tuple(
             AgentDefinition(agent_id, f"Agent {agent_id.upper()}", interface(agent_id), "", {"support": 50})
             for agent_id in agents))
@@ -163,7 +164,8 @@ class Center:
         self.desks = AgentDesks(self.acd, self.model, {"lab": SimpleNamespace(client=self.ami)}, self.sessions,
                                 self.pops, self._dispositions, recorder=self.recorder,
                                 settings=DeskSettings(outbound_interface="PJSIP/trunk/sip:{number}@127.0.0.1:5998",
-                                                      outbound_wrap_up_seconds=20),
+                                                      outbound_wrap_up_seconds=20,
+                                                      away_after_seconds=away_after_seconds),
                                 clock=lambda: self.now + 1.7e9)
         self.inboxes: dict[str, asyncio.Queue] = {}
         self.sockets: dict[str, FakeSocket] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -182,6 +183,30 @@ async def test_a_second_login_takes_over_and_tells_the_first_desktop(center):
     assert first.of("taken_over") and first.closed and first.close_code == 4001
     second = await center.connect("a1")
     assert second.of("hello")[0]["state"]["state"] == "available"  # the agent's state goes on
+
+
+async def test_an_available_agent_whose_desktop_stays_away_is_set_not_ready():
+    center = await Center(away_after_seconds=0.05).start()
+    await center.log_in("a1", "a2")
+    for agent_id in ("a1", "a2"):
+        center.desks.disconnect(agent_id, center.sockets[agent_id])
+    back = await center.connect("a2")  # within the grace: nothing changes
+    await asyncio.sleep(0.15)
+    snapshot = center.acd.engine.agent_snapshot("a1", center.acd.now())
+    assert (snapshot.state, snapshot.reason) == (AgentState.NOT_READY, "desktop closed")
+    assert center.acd.engine.agent_state("a2") is AgentState.AVAILABLE
+    call_id = center.queue_call("5551234")
+    assert [offer.agent_id for offer in center.posted(call_id) if isinstance(offer, Offer)] == ["a2"]
+    assert back.of("hello")
+
+
+async def test_a_desktop_away_while_its_agent_is_on_a_call_changes_nothing(center):
+    call_id = center.queue_call("5551234")
+    await center.answered(call_id, "a1", A1_LEG)
+    center.desks.settings = replace(center.desks.settings, away_after_seconds=0.01)
+    center.desks.disconnect("a1", center.sockets["a1"])
+    await asyncio.sleep(0.05)
+    assert center.acd.engine.agent_state("a1") is AgentState.ON_CALL
 
 
 async def test_bad_commands_are_refused_with_a_reason(center):
