@@ -15,16 +15,9 @@ from acd.config import AcdDefinitions, AgentDefinition
 from acd.model import QueueSettings
 from cti.acd_service import AcdService
 from cti.callmodel.events import CallBridged, DeviceStateChanged
+from tests.unit.clock import Clock
 
 pytestmark = pytest.mark.unit
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def service(clock=None, ring_timeout: float = 15.0, wrap_up: float = 0.0) -> AcdService:

@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cti.http.throttle import LoginThrottle, ThrottleSettings
+from tests.unit.clock import Clock
 
 pytestmark = pytest.mark.unit
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def throttle(clock: Clock, **settings: int) -> LoginThrottle:

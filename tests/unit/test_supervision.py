@@ -13,19 +13,14 @@ from acd import (AgentLogin, AgentNotReady, AgentReady, CallAbandoned, CallArriv
 from acd.config import AcdDefinitions, AgentDefinition
 from cti.acd_service import AcdService
 from cti.supervision import Fanout, Wallboard
+from tests.unit.clock import Clock as HandClock
 
 pytestmark = pytest.mark.unit
 
 EPOCH = 1_700_000_000.0  # the fake wall clock reads EPOCH + engine time
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
+class Clock(HandClock):
     def wall(self) -> float:
         return EPOCH + self.now
 
