@@ -2,9 +2,10 @@
 
 A CancelOffer (the agent logged out or went not ready while ringing) hangs up the agent's
 ringing leg, which ends the holding session's Dial. A CallbackDial originates a call to the
-customer (the agent is already reserved); OriginateResponse says busy, no answer or failed, and
-once the customer answers the dialplan's ``cti-callback`` context hands the call to the
-``callback`` FastAGI route, which rings the reserved agent and reports the talk's end.
+customer (the agent is already reserved); OriginateResponse, or the DialEnd of the channel it
+made, says busy, no answer or failed, and once the customer answers the dialplan's
+``cti-callback`` context hands the call to the ``callback`` FastAGI route, which rings the
+reserved agent and reports the talk's end.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ log = structlog.get_logger(__name__)
 
 # OriginateResponse Reason (Asterisk's AST_CONTROL_* of the outcome) -> CallbackResult outcome.
 _ORIGINATE_REASONS = {"4": "answered", "5": "busy", "3": "no_answer", "1": "no_answer"}
+# Asterisk 22 reports a busy customer as Reason 0 (failure): the DialEnd of the originated channel
+# says BUSY. It is raised on another of Asterisk's threads, so it may come just after the
+# OriginateResponse: a failure without it waits for it this long.
+_DIAL_STATUSES = {"BUSY": "busy", "NOANSWER": "no_answer"}
+DIAL_END_WAIT_S = 1.0
 CALLBACK_CONTEXT = "cti-callback"
 
 
@@ -41,7 +47,10 @@ class AcdDialer:
         self.model = model
         self.control_for = control_for
         self.settings = settings
-        self._originations: dict[str, str] = {}  # ActionID -> callback_id
+        self._originations: dict[str, str] = {}  # ActionID, also the channel's Uniqueid -> callback_id
+        self._dial_statuses: dict[str, str] = {}  # an origination's DialStatus, until its OriginateResponse
+        # Failed originations waiting for their DialEnd: channel id -> callback_id, and the wait's end.
+        self._undecided: dict[str, tuple[str, asyncio.TimerHandle]] = {}
         self._action_prefix = f"cti-cb-{secrets.token_hex(3)}-"
         self._numbers = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
@@ -77,7 +86,7 @@ class AcdDialer:
         self._originations[action_id] = dial.callback_id
         sent = control is not None and await _quietly(control.originate(
             self.settings.outbound_interface.format(number=dial.number), CALLBACK_CONTEXT, "s",
-            caller_id=f"<{dial.number}>", action_id=action_id,
+            caller_id=f"<{dial.number}>", action_id=action_id, channel_id=action_id,
             variables={"CTI_CALLBACK_ID": dial.callback_id, "CTI_AGENT": dial.agent_id, "CTI_QUEUE": dial.queue},
             timeout_ms=30_000), "acd.callback_originate_failed", callback_id=dial.callback_id)
         if not sent:
@@ -90,17 +99,37 @@ class AcdDialer:
         if name == "DTMFEnd" and message.get("Direction") == "Received":
             call_id = f"{self.system_of(server)}:{message.get('Linkedid', '')}"
             self.acd.post(call_id, CallerDigit(message.get("Channel", ""), message.get("Digit", "")))
+        elif name == "DialEnd":
+            self._dial_ended(message.get("DestUniqueid", ""), message.get("DialStatus", ""))
         elif name == "OriginateResponse":
             self._originated(message)
 
+    def _dial_ended(self, channel_id: str, status: str) -> None:
+        if channel_id in self._undecided:
+            self._settle(channel_id, status)
+        elif channel_id in self._originations:
+            self._dial_statuses[channel_id] = status
+
     def _originated(self, message: Message) -> None:
-        callback_id = self._originations.pop(message.get("ActionID", ""), None)
+        action_id = message.get("ActionID", "")  # also the originated channel's Uniqueid
+        callback_id = self._originations.pop(action_id, None)
+        status = self._dial_statuses.pop(action_id, None)
         if callback_id is None:
             return
-        outcome = _ORIGINATE_REASONS.get(message.get("Reason", ""), "failed")
         if message.get("Response", "").lower() == "success":
-            outcome = "answered"
-        self.acd.submit(CallbackResult(callback_id, outcome))
+            self.acd.submit(CallbackResult(callback_id, "answered"))
+        elif (outcome := _ORIGINATE_REASONS.get(message.get("Reason", ""))) is not None:
+            self.acd.submit(CallbackResult(callback_id, outcome))
+        elif status is not None:
+            self.acd.submit(CallbackResult(callback_id, _DIAL_STATUSES.get(status, "failed")))
+        else:
+            wait = asyncio.get_running_loop().call_later(DIAL_END_WAIT_S, self._settle, action_id, "")
+            self._undecided[action_id] = (callback_id, wait)
+
+    def _settle(self, channel_id: str, status: str) -> None:
+        callback_id, wait = self._undecided.pop(channel_id)
+        wait.cancel()
+        self.acd.submit(CallbackResult(callback_id, _DIAL_STATUSES.get(status, "failed")))
 
     async def callback_session(self, session: AgiSession) -> None:
         """The customer answered a callback: ring the reserved agent and report the talk's end."""

@@ -10,13 +10,14 @@ announcements then the final action; a post-call survey, complete and left midwa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
 
 from acd import (AgentLogin, AgentReady, AgentState, AgentStateChanged, Announce, CallbackDial, CallbackFinished,
                  CallEnded, FinalAction, Offer, OfferAccepted, Overflowed)
-from acd.model import Disposition, DispositionKind, OverflowStep, QueueSettings
+from acd.model import CallbackPolicy, Disposition, DispositionKind, OverflowStep, QueueSettings
 from cti.callmodel.events import CallStarted
 from cti.lab.phones import PhonePlan
 from tests.e2e.acd_support import CallCenter, agent, phone
@@ -177,6 +178,20 @@ async def test_a_callback_keeps_the_place_and_completes_when_an_agent_is_free(li
                       and d.state is AgentState.AVAILABLE and d.since > 0, timeout=WAIT)
     row = await cc.interaction(callback_leg.call_id.partition(":")[2])
     assert row["direction"] == "out" and row["agents"] == ["a1"]
+
+
+async def test_a_busy_callback_customer_is_retried_as_busy(link, center, phones, calls):
+    # One attempt, so that its outcome is the callback's; the daemon's policy then picks the retry delay.
+    queue = dataclasses.replace(SUPPORT, callback=CallbackPolicy(max_attempts=1))
+    cc = await center(queues=(queue,), agents=(agent("a1", phones(), support=80),),
+                      outbound_interface=phones(PhonePlan(busy=True)).dial_string("{number}"))
+    cc.acd.submit(AgentLogin("a1"))
+    calls("Caller", "2125550142", hold_ms=10000, dtmf=("1",))
+    call = await started_call(link, "2125550142")
+    await cc.decision(lambda d: isinstance(d, CallEnded) and d.call_id == call.call_id and d.outcome == "callback")
+    cc.acd.submit(AgentReady("a1"))
+    _, finished = await cc.decision(lambda d: isinstance(d, CallbackFinished))
+    assert (finished.callback_id, finished.outcome, finished.attempts) == (call.call_id, "busy", 1)
 
 
 async def test_an_agent_whose_device_is_busy_elsewhere_is_not_offered_a_call(link, center, phones, calls):
