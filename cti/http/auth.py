@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
 
+from cti.http.throttle import LoginThrottle
 from crm_bridge.principals import Principal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -44,6 +46,8 @@ class FirstMatch:
 
 
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+# Bad bearer tokens per address: a token of a known API client costs an argon2 verification.
+TOKEN_THROTTLE = web.AppKey("token_throttle", LoginThrottle)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
@@ -60,8 +64,15 @@ async def authorize(request: web.Request, *roles: str) -> Principal:
     """The request's principal (bearer token, or ?token= on a WebSocket handshake): 401 without a
     valid token, 403 when its role is not one of ``roles``."""
     token = bearer_token(request)
+    address, throttle = request.remote or "?", request.app[TOKEN_THROTTLE]
+    if token and (wait := math.ceil(throttle.retry_after(address))):
+        raise web.HTTPTooManyRequests(
+            text=f'{{"error": "too many invalid tokens from this address: try again in {wait} s"}}',
+            content_type="application/json", headers={"Retry-After": str(wait)})
     principal = await request.app[AUTHENTICATOR].authenticate(token) if token else None
     if principal is None:
+        if token:
+            throttle.failed(address)
         raise web.HTTPUnauthorized(
             text='{"error": "missing or invalid bearer token"}', content_type="application/json",
             headers={"WWW-Authenticate": 'Bearer realm="cti"'})

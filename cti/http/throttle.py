@@ -1,8 +1,9 @@
-"""Failed logins, counted in a sliding window. Past a limit, a login is refused before its password
-is checked: guessing then costs the guesser time, and us no argon2 work.
+"""Failed logins (and bearer tokens), counted in a sliding window. Past a limit, a try is refused
+before its secret is checked: guessing then costs the guesser time, and us no argon2 work.
 
 Two counts: per account and address together, so a guesser elsewhere cannot lock an agent out;
-and per address, higher, as a call center's agents often share one address (NAT).
+and per address, higher, as a call center's agents often share one address (NAT). A bearer token
+names no account: only its address is counted.
 """
 
 from __future__ import annotations
@@ -28,15 +29,18 @@ class LoginThrottle:
         self._clock = clock
         self._failures: dict[tuple[str, ...], deque[float]] = {}
 
-    def retry_after(self, address: str, account: str) -> float:
+    def retry_after(self, address: str, account: str | None = None) -> float:
         """Seconds before a login to ``account`` from ``address`` may be tried; 0: now."""
         now = self._clock()
-        return max(self._wait(("address", address), self.settings.per_address, now),
-                   self._wait(("account", address, account), self.settings.per_account, now))
+        wait = self._wait(("address", address), self.settings.per_address, now)
+        if account is None:
+            return wait
+        return max(wait, self._wait(("account", address, account), self.settings.per_account, now))
 
-    def failed(self, address: str, account: str) -> None:
+    def failed(self, address: str, account: str | None = None) -> None:
         now = self._clock()
-        for key in (("address", address), ("account", address, account)):
+        keys = [("address", address)] if account is None else [("address", address), ("account", address, account)]
+        for key in keys:
             times = self._failures.pop(key, None) or deque()
             times.append(now)
             self._failures[key] = times  # last in the dict: the most recently failed

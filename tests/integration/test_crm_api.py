@@ -111,6 +111,22 @@ async def test_a_forged_secret_with_a_real_token_id_answers_401(api):
     assert response.status == 401
 
 
+async def test_an_address_sending_bad_tokens_is_refused_before_any_token_is_checked(api, monkeypatch):
+    for _ in range(50):
+        assert (await api.get("/api/crm/interactions", headers={"Authorization": "Bearer nope"})).status == 401
+
+    async def must_not_run(self, token):
+        raise AssertionError("a token was checked")
+
+    monkeypatch.setattr(DatabaseTokens, "_verify", must_not_run)
+    forged = api.tokens["crm"].rsplit("_", 1)[0] + "_forged"
+    for token in (api.tokens["crm"], forged):  # even a good one, from this address, for now
+        response = await api.get("/api/crm/interactions", headers={"Authorization": f"Bearer {token}"})
+        assert response.status == 429 and 1 <= int(response.headers["Retry-After"]) <= 300
+        assert "too many invalid tokens" in (await response.json())["error"]
+    assert (await api.get("/api/crm/interactions")).status == 401  # no token: nothing to throttle
+
+
 @pytest.mark.parametrize("role, method, path, status", [
     ("supervisor", "POST", "/api/crm/customers", 403),
     ("supervisor", "DELETE", "/api/crm/customers/1", 403),

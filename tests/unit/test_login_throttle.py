@@ -62,3 +62,12 @@ def test_memory_is_bounded_by_forgetting_the_oldest_keys() -> None:
         limits.failed(address, "a1")  # two keys each
     assert limits.retry_after("1", "a1") == 0  # forgotten
     assert limits.retry_after("3", "a1") == 60
+
+
+def test_a_try_naming_no_account_counts_for_its_address_only() -> None:
+    limits = throttle(Clock())
+    for _ in range(5):
+        assert limits.retry_after("198.51.100.7") == 0
+        limits.failed("198.51.100.7")
+    assert limits.retry_after("198.51.100.7") == 60
+    assert limits.retry_after("198.51.100.7", "a1") == 60  # the address's count bars logins too
