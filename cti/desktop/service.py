@@ -104,6 +104,7 @@ class AgentDesks:
         self._saver: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._unsubscribe: list[Callable[[], None]] = []
+        self._closing = False
         self.pbx = Pbx(links)
         self.commands = DeskCommands(self)
 
@@ -118,9 +119,11 @@ class AgentDesks:
             link.client.on_event(self.on_ami_event)
 
     async def close(self) -> None:
+        self._closing = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         for desk in list(self._desks.values()):
+            desk.stay()  # stopping is no desktop going away
             for socket in list(desk.sockets):
                 await socket.close(code=GOING_AWAY_CLOSE_CODE, message=b"server stopping")  # pages reconnect
         if self._saver is not None:
@@ -167,7 +170,7 @@ class AgentDesks:
         desk = self._desks.get(agent_id)
         if desk is not None and socket in desk.sockets:
             desk.sockets.remove(socket)
-            if not desk.sockets:
+            if not desk.sockets and not self._closing:
                 desk.leave(self.settings.away_after_seconds, lambda: self._desk_gone(desk))
 
     def _desk_gone(self, desk: Desk) -> None:

@@ -200,6 +200,15 @@ async def test_an_available_agent_whose_desktop_stays_away_is_set_not_ready():
     assert back.of("hello")
 
 
+async def test_stopping_the_daemon_is_no_desktop_going_away():
+    center = await Center(away_after_seconds=0.01).start()
+    await center.log_in("a1")
+    await center.desks.close()  # closes the sockets; their handlers then say so
+    center.desks.disconnect("a1", center.sockets["a1"])
+    await asyncio.sleep(0.05)
+    assert center.acd.engine.agent_state("a1") is AgentState.AVAILABLE
+
+
 async def test_a_desktop_away_while_its_agent_is_on_a_call_changes_nothing(center):
     call_id = center.queue_call("5551234")
     await center.answered(call_id, "a1", A1_LEG)
