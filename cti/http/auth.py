@@ -62,7 +62,8 @@ def bearer_token(request: web.Request) -> str | None:
 
 async def authorize(request: web.Request, *roles: str) -> Principal:
     """The request's principal (bearer token, or ?token= on a WebSocket handshake): 401 without a
-    valid token, 403 when its role is not one of ``roles``."""
+    valid token, 429 while its address has sent too many invalid ones (TOKEN_THROTTLE), 403 when
+    its role is not one of ``roles``."""
     token = bearer_token(request)
     address, throttle = request.remote or "?", request.app[TOKEN_THROTTLE]
     if token and (wait := math.ceil(throttle.retry_after(address))):
