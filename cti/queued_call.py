@@ -109,6 +109,7 @@ class QueueTicket:
     abandoned_position: int | None = None
     overflow_steps: list[int] = field(default_factory=list)
     final_action: str | None = None
+    left_queue_at: float | None = None  # unanswered, sent on by a final action or a refusal: the wait's end
     callback_number: str | None = None
 
 
@@ -335,6 +336,8 @@ class QueuedCall:
 
     async def _final_action(self, action: FinalAction) -> None:
         self.ticket.final_action = f"{action.kind}:{action.target}"
+        if action.kind not in (DispositionKind.QUEUE, DispositionKind.CALLBACK):
+            self.ticket.left_queue_at = self.acd.wall_clock()
         if action.kind is DispositionKind.QUEUE:
             self.ticket.queue = action.target
             self._attach()
@@ -355,6 +358,7 @@ class QueuedCall:
 
     async def _rejected(self, rejected: PreQueueRejected) -> None:
         self.ticket.final_action = f"rejected:{rejected.reason}"
+        self.ticket.left_queue_at = self.acd.wall_clock()
         if rejected.reason == "ewt_too_high" and self.agi.caller_number:
             await self._music(False)
             digit = await self._play(["custom/callback-offer"], escape=self.settings.callback_digit)

@@ -109,14 +109,15 @@ def _trim(remembered: OrderedDict, size: int) -> None:
 
 
 def _queue_fields(acd: dict, ended_at: float) -> dict:
-    """The ACD's part of the record; wait runs from queueing to the answer, or to the hangup."""
+    """The ACD's part of the record; wait runs from queueing to the answer, to the final action
+    or refusal that sent the call on, or to the hangup."""
     if not acd.get("queued_at"):
         return {"queue": acd.get("queue"), "agents": tuple(acd.get("agents", ()))}
     answered, talk_end = acd.get("answered_at"), acd.get("talk_ended_at")
     return {
         "queue": acd["queue"], "priority": acd.get("priority") or 0, "agents": tuple(acd.get("agents", ())),
         "queued_at": _utc(acd["queued_at"]), "offered_at": _utc(acd.get("offered_at")),
-        "wait_seconds": max(0.0, (answered or ended_at) - acd["queued_at"]),
+        "wait_seconds": max(0.0, (answered or acd.get("left_queue_at") or ended_at) - acd["queued_at"]),
         "ring_seconds": acd.get("ring_seconds") or None,
         "talk_seconds": max(0.0, talk_end - answered) if answered and talk_end else None,
         "abandoned_position": acd.get("abandoned_position"),

@@ -180,6 +180,25 @@ async def test_a_callback_keeps_the_place_and_completes_when_an_agent_is_free(li
     assert row["direction"] == "out" and row["agents"] == ["a1"]
 
 
+async def test_the_voicemail_final_action_leaves_a_message_in_the_mailbox(lab, link, center, phones, calls):
+    inbox = lab.root / "var/spool/asterisk/voicemail/default/operator/INBOX"
+    before = set(inbox.glob("msg*.txt")) if inbox.exists() else set()
+    queue = QueueSettings("support", "support>=50", max_wait_seconds=3.0,
+                          final_action=Disposition(DispositionKind.VOICEMAIL, "operator@default"))
+    cc = await center(queues=(queue,), agents=(agent("a1", phones(), support=80),))
+    cc.acd.submit(AgentLogin("a1"))  # staffed, nobody free
+    caller = calls("Caller", "2125550173", hold_ms=16000)
+    call = await started_call(link, "2125550173")
+    _, final = await cc.decision(lambda d: isinstance(d, FinalAction) and d.call_id == call.call_id)
+    assert final.kind is DispositionKind.VOICEMAIL
+    await until(lambda: caller.poll() is not None, timeout=30)  # the caller speaks, then hangs up
+    row = await cc.interaction(call.call_id.partition(":")[2])
+    assert row["outcome"] == "voicemail" and row["agents"] == [] and 3.0 <= row["wait_seconds"] < 10.0
+    await until(lambda: set(inbox.glob("msg*.txt")) - before, timeout=10)
+    [message] = set(inbox.glob("msg*.txt")) - before
+    assert "2125550173" in message.read_text()  # the caller's number, in the message's envelope
+
+
 async def test_a_busy_callback_customer_is_retried_as_busy(link, center, phones, calls):
     # One attempt, so that its outcome is the callback's; the daemon's policy then picks the retry delay.
     queue = dataclasses.replace(SUPPORT, callback=CallbackPolicy(max_attempts=1))
