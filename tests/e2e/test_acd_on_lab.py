@@ -199,6 +199,23 @@ async def test_the_voicemail_final_action_leaves_a_message_in_the_mailbox(lab, l
     assert "2125550173" in message.read_text()  # the caller's number, in the message's envelope
 
 
+async def test_the_external_final_action_puts_the_caller_through_to_the_outside_number(link, center, phones, calls):
+    outside = phones()
+    queue = QueueSettings("support", "support>=50", max_wait_seconds=3.0,
+                          final_action=Disposition(DispositionKind.EXTERNAL, "2125550199"))
+    cc = await center(queues=(queue,), agents=(agent("a1", phones(), support=80),),
+                      outbound_interface=outside.dial_string("{number}"))
+    cc.acd.submit(AgentLogin("a1"))  # staffed, nobody free
+    calls("Caller", "2125550174", hold_ms=9000)
+    call = await started_call(link, "2125550174")
+    _, final = await cc.decision(lambda d: isinstance(d, FinalAction) and d.call_id == call.call_id)
+    assert (final.kind, final.target) == (DispositionKind.EXTERNAL, "2125550199")
+    await until(lambda: outside.answered() == 1, timeout=15)
+    row = await cc.interaction(call.call_id.partition(":")[2])
+    assert row["outcome"] == "overflowed" and row["agents"] == [] and 3.0 <= row["wait_seconds"] < 6.0
+    assert json.loads(row["data"])["acd"]["final_action"] == "external:2125550199"
+
+
 async def test_a_busy_callback_customer_is_retried_as_busy(link, center, phones, calls):
     # One attempt, so that its outcome is the callback's; the daemon's policy then picks the retry delay.
     queue = dataclasses.replace(SUPPORT, callback=CallbackPolicy(max_attempts=1))
