@@ -15,6 +15,7 @@ import itertools
 import math
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -47,10 +48,7 @@ class AcdDialer:
         self.model = model
         self.control_for = control_for
         self.settings = settings
-        self._originations: dict[str, str] = {}  # ActionID, also the channel's Uniqueid -> callback_id
-        self._dial_statuses: dict[str, str] = {}  # an origination's DialStatus, until its OriginateResponse
-        # Failed originations waiting for their DialEnd: channel id -> callback_id, and the wait's end.
-        self._undecided: dict[str, tuple[str, asyncio.TimerHandle]] = {}
+        self._originations: dict[str, _Origination] = {}  # by ActionID, also the channel's Uniqueid
         self._action_prefix = f"cti-cb-{secrets.token_hex(3)}-"
         self._numbers = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
@@ -83,7 +81,7 @@ class AcdDialer:
     async def _dial_customer(self, dial: CallbackDial) -> None:
         control = self.control_for(dial.callback_id.partition(":")[0])
         action_id = f"{self._action_prefix}{next(self._numbers)}"
-        self._originations[action_id] = dial.callback_id
+        self._originations[action_id] = _Origination(dial.callback_id)
         sent = control is not None and await _quietly(control.originate(
             self.settings.outbound_interface.format(number=dial.number), CALLBACK_CONTEXT, "s",
             caller_id=f"<{dial.number}>", action_id=action_id, channel_id=action_id,
@@ -105,31 +103,33 @@ class AcdDialer:
             self._originated(message)
 
     def _dial_ended(self, channel_id: str, status: str) -> None:
-        if channel_id in self._undecided:
-            self._settle(channel_id, status)
-        elif channel_id in self._originations:
-            self._dial_statuses[channel_id] = status
+        origination = self._originations.get(channel_id)
+        if origination is None:
+            return
+        origination.dial_status = status
+        if origination.waiting is not None:
+            self._settle(channel_id)
 
     def _originated(self, message: Message) -> None:
         action_id = message.get("ActionID", "")  # also the originated channel's Uniqueid
-        callback_id = self._originations.pop(action_id, None)
-        status = self._dial_statuses.pop(action_id, None)
-        if callback_id is None:
+        origination = self._originations.get(action_id)
+        if origination is None:
             return
         if message.get("Response", "").lower() == "success":
-            self.acd.submit(CallbackResult(callback_id, "answered"))
-        elif (outcome := _ORIGINATE_REASONS.get(message.get("Reason", ""))) is not None:
-            self.acd.submit(CallbackResult(callback_id, outcome))
-        elif status is not None:
-            self.acd.submit(CallbackResult(callback_id, _DIAL_STATUSES.get(status, "failed")))
+            origination.outcome = "answered"
         else:
-            wait = asyncio.get_running_loop().call_later(DIAL_END_WAIT_S, self._settle, action_id, "")
-            self._undecided[action_id] = (callback_id, wait)
+            origination.outcome = _ORIGINATE_REASONS.get(message.get("Reason", ""))
+        if origination.outcome is None and origination.dial_status is None:
+            origination.waiting = asyncio.get_running_loop().call_later(DIAL_END_WAIT_S, self._settle, action_id)
+        else:
+            self._settle(action_id)
 
-    def _settle(self, channel_id: str, status: str) -> None:
-        callback_id, wait = self._undecided.pop(channel_id)
-        wait.cancel()
-        self.acd.submit(CallbackResult(callback_id, _DIAL_STATUSES.get(status, "failed")))
+    def _settle(self, channel_id: str) -> None:
+        origination = self._originations.pop(channel_id)
+        if origination.waiting is not None:
+            origination.waiting.cancel()
+        outcome = origination.outcome or _DIAL_STATUSES.get(origination.dial_status or "", "failed")
+        self.acd.submit(CallbackResult(origination.callback_id, outcome))
 
     async def callback_session(self, session: AgiSession) -> None:
         """The customer answered a callback: ring the reserved agent and report the talk's end."""
@@ -147,6 +147,16 @@ class AcdDialer:
             pass
         finally:
             self.acd.submit(CallCompleted(callback_id))
+
+
+@dataclass
+class _Origination:
+    """A callback's Originate, from its sending to its outcome."""
+
+    callback_id: str
+    outcome: str | None = None  # from the OriginateResponse, when its Reason says
+    dial_status: str | None = None  # from the originated channel's DialEnd
+    waiting: asyncio.TimerHandle | None = None  # a failure waiting for its DialEnd
 
 
 async def _quietly(awaitable, event: str, **context) -> bool:
