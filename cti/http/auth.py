@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -66,10 +67,8 @@ async def authorize(request: web.Request, *roles: str) -> Principal:
     its role is not one of ``roles``."""
     token = bearer_token(request)
     address, throttle = request.remote or "?", request.app[TOKEN_THROTTLE]
-    if token and (wait := math.ceil(throttle.retry_after(address))):
-        raise web.HTTPTooManyRequests(
-            text=f'{{"error": "too many invalid tokens from this address: try again in {wait} s"}}',
-            content_type="application/json", headers={"Retry-After": str(wait)})
+    if token and (wait := throttle.retry_after(address)):
+        raise too_many_tries("too many invalid tokens from this address", wait)
     principal = await request.app[AUTHENTICATOR].authenticate(token) if token else None
     if principal is None:
         if token:
@@ -83,6 +82,13 @@ async def authorize(request: web.Request, *roles: str) -> Principal:
             content_type="application/json")
     request[PRINCIPAL] = principal
     return principal
+
+
+def too_many_tries(reason: str, seconds: float) -> web.HTTPTooManyRequests:
+    """429 for a throttled try (throttle.py), saying when to come back."""
+    wait = math.ceil(seconds)
+    return web.HTTPTooManyRequests(text=json.dumps({"error": f"{reason}: try again in {wait} s"}),
+                                   content_type="application/json", headers={"Retry-After": str(wait)})
 
 
 def requires(*roles: str) -> Callable[[Handler], Handler]:

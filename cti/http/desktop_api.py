@@ -3,7 +3,6 @@ and the page at /agent/ (docs/API.md, "Agent desktop")."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import structlog
@@ -12,7 +11,7 @@ from aiohttp import web
 from cti.desktop.service import AgentDesks, Refused
 from cti.desktop.sessions import AGENT_ROLE
 from cti.http import ws
-from cti.http.auth import PRINCIPAL, authorize, requires
+from cti.http.auth import PRINCIPAL, authorize, requires, too_many_tries
 from cti.http.throttle import LoginThrottle
 
 log = structlog.get_logger(__name__)
@@ -31,8 +30,7 @@ async def login(request: web.Request) -> web.Response:
     agent_id, address, throttle = agent_id.strip(), request.remote or "?", request.app[LOGIN_THROTTLE]
     if wait := throttle.retry_after(address, agent_id):
         log.warning("agent.login_throttled", agent=agent_id, address=address)
-        return web.json_response({"error": f"too many failed logins: try again in {math.ceil(wait)} s"},
-                                 status=429, headers={"Retry-After": str(math.ceil(wait))})
+        raise too_many_tries("too many failed logins", wait)
     desks = request.app[DESKS]
     session = await desks.login(agent_id, secret)
     if session is None:
