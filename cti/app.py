@@ -187,11 +187,12 @@ class Application:
                                 gauges=frozenset({"count"})))
 
     async def _start_http(self) -> None:
-        desks = await self._start_desktops()
+        external = self._external_crm()  # one session and one cache, for the API and the pops
+        desks = await self._start_desktops(external)
         agent_tokens = (desks.sessions,) if desks else ()
         tokens = FirstMatch(StaticTokens({self._operator_token(): Principal("operator", "operator")}),
                             *agent_tokens, DatabaseTokens(self.database.pool))
-        store = CrmStore.from_pool(self.database.pool, self.phones, self._external_crm())
+        store = CrmStore.from_pool(self.database.pool, self.phones, external)
         app = build_app(self.metrics, self.readiness, tokens, store, Reports(self.database.pool),
                         supervision=self._start_supervision(), desks=desks)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -200,12 +201,12 @@ class Application:
         self._stops.append(("http", self._runner.cleanup))
         await site.start()
 
-    async def _start_desktops(self) -> AgentDesks | None:
+    async def _start_desktops(self, external: ExternalCrm | None) -> AgentDesks | None:
         """Agent desktops (cti/desktop), when the daemon runs an ACD."""
         if self.acd_runtime is None:
             return None
         desks = build_desks(self.database.pool, self.phones, self.acd, self.calls, self.links,
-                            recorder=self.recorder, external=self._external_crm(),
+                            recorder=self.recorder, external=external,
                             settings=DeskSettings(self.config.acd.outbound_interface,
                                                   away_after_seconds=self.config.acd.desktop_away_seconds))
         await desks.start(self.bus)
