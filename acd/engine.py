@@ -241,11 +241,16 @@ class AcdEngine:
         """The queue's calls not yet answered, next first: those waiting, then those ringing."""
         plan = self._plan(queue)
         waiting = plan.waiting_calls()
-        ringing = [call for call in self._calls.values() if call.plan is plan and call not in waiting
+        ringing = [call for call in self._calls.values() if call.plan is plan and call.entry is None
                    and call.state is not CallState.TALKING]
         return [WaitingCallSnapshot(call.call_id, queue, position, call.priority, now - call.arrived_at, call.level,
                                     call.callback_number is not None, str(call.state))
                 for position, call in enumerate([*waiting, *ringing], start=1)]
+
+    def position(self, call_id: str) -> int | None:
+        """1 for the next call to be served in its queue; None when it is not waiting."""
+        call = self._calls.get(call_id)
+        return call.plan.position(call.entry) if call is not None and call.entry is not None else None
 
     def rings(self) -> dict[str, str]:
         """call_id -> agent_id of every offer whose phone is ringing (callbacks' dials aside)."""

@@ -131,11 +131,7 @@ class AcdService:
 
     def position(self, call_id: str) -> int | None:
         """1 for the next call to be served in its queue; None when it is not waiting."""
-        for queue in self.definitions.queues:
-            waiting = self.engine.waiting_calls(queue.name)
-            if call_id in waiting:
-                return waiting.index(call_id) + 1
-        return None
+        return self.engine.position(call_id)
 
     def holding(self, call_id: str) -> bool:
         """Whether a session holds ``call_id`` (so a desktop may post it talk commands)."""
