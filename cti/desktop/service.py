@@ -63,7 +63,6 @@ TRANSFER_REASON, RESTORED_REASON = "transfer", "call in progress"
 AWAY_REASON = "desktop closed"  # an available agent's desktop was gone too long
 # Calls whose agents' parts are kept for amending their record (a wrap-up is minutes long).
 REMEMBERED_CALLS = 4096
-GOING_AWAY_CLOSE_CODE = 1001
 TAKEN_OVER_CLOSE_CODE = 4001
 LOGGED_OUT_CLOSE_CODE = 4002
 
@@ -118,14 +117,18 @@ class AgentDesks:
         for link in self.links.values():
             link.client.on_event(self.on_ami_event)
 
-    async def close(self) -> None:
+    async def close_sockets(self) -> None:
+        """The daemon stops: every desktop is told to reconnect to its successor (the HTTP
+        server's shutdown, cti.http.desktop_api); no desk counts as gone for that."""
         self._closing = True
+        for desk in self._desks.values():
+            desk.stay()
+        await ws.going_away([socket for desk in self._desks.values() for socket in desk.sockets])
+
+    async def close(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
-        for desk in list(self._desks.values()):
-            desk.stay()  # stopping is no desktop going away
-            for socket in list(desk.sockets):
-                await socket.close(code=GOING_AWAY_CLOSE_CODE, message=b"server stopping")  # pages reconnect
+        await self.close_sockets()
         if self._saver is not None:
             await self._saver
 

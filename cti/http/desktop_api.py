@@ -108,9 +108,14 @@ async def _json_object(request: web.Request) -> dict:
 def add_routes(app: web.Application) -> None:
     """The desktop's routes; ``app[DESKS]`` must be set before the first request."""
     app[LOGIN_THROTTLE] = LoginThrottle()
+    app.on_shutdown.append(_close_desktops)
     app.router.add_post("/api/agent/login", login)
     app.router.add_post("/api/agent/logout", logout)
     app.router.add_get("/api/agent/dispositions", dispositions)
     app.router.add_get("/api/agent/ws", desktop_socket)
     app.router.add_get("/agent/", page)
     app.router.add_get("/agent", _to_page)
+
+
+async def _close_desktops(app: web.Application) -> None:
+    await app[DESKS].close_sockets()

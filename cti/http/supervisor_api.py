@@ -8,13 +8,12 @@ snapshot (after a suspected gap). Frames are documented in docs/API.md.
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from cti.http import crm_api, ws
 from cti.http.auth import authorize
@@ -89,6 +88,4 @@ async def _fanout_running(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    """A stopping daemon says goodbye, so pages reconnect to its successor instead of waiting."""
-    await asyncio.gather(*(socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-                           for socket in list(app[SOCKETS])))
+    await ws.going_away(app[SOCKETS])

@@ -208,3 +208,11 @@ async def test_the_desk_is_saved_with_its_session_for_a_restart(api):
 
 async def _settled(store) -> bool:
     return (await store.desk("a1")).get("settled") == ["not_ready", "lunch"]
+
+
+async def test_stopping_the_http_server_tells_each_desktop_to_reconnect_elsewhere(api):
+    # Before the server waits for open handlers: a desktop left open must not hold a stop up.
+    socket, *_ = await open_desk(api)
+    await api.server.runner.shutdown()
+    closing = await socket.receive()
+    assert closing.type is WSMsgType.CLOSE and closing.data == 1001  # going away: the page reconnects
