@@ -104,19 +104,13 @@ class Channel:
         self.uniqueid = uniqueid
         self.name = name
         self.linkedid = linkedid
-        get = message.get
-        self.state = get("ChannelStateDesc", "")
-        # _known() inlined: a channel is made per Newchannel, from a dozen header reads.
-        value = get("CallerIDNum", "")
-        self.caller_num = "" if value == _UNKNOWN else value
-        value = get("CallerIDName", "")
-        self.caller_name = "" if value == _UNKNOWN else value
-        value = get("ConnectedLineNum", "")
-        self.connected_num = "" if value == _UNKNOWN else value
-        value = get("ConnectedLineName", "")
-        self.connected_name = "" if value == _UNKNOWN else value
-        self.exten = get("Exten", "")
-        self.context = get("Context", "")
+        self.state = message.get("ChannelStateDesc", "")
+        self.caller_num = _known(message.get("CallerIDNum", ""))
+        self.caller_name = _known(message.get("CallerIDName", ""))
+        self.connected_num = _known(message.get("ConnectedLineNum", ""))
+        self.connected_name = _known(message.get("ConnectedLineName", ""))
+        self.exten = message.get("Exten", "")
+        self.context = message.get("Context", "")
         self.bridge_id: str | None = None
         self.held = False
         # The other half of a Local channel pair (LocalBridge event), where the agent usually is.
@@ -295,11 +289,8 @@ class CallModel:
         handler = self._handlers.get(message.event)
         if handler is None:
             return []
-        state = self._systems.get(system)
-        if state is None:
-            state = self._system(system)
         try:
-            return handler(state, message)
+            return handler(self._system(system), message)
         except KeyError:  # Message[...] of an absent header
             # Handlers read every header they need before changing anything, so skipping is safe.
             self.malformed_events += 1
