@@ -5,9 +5,8 @@ Asterisk is not consistent about header case (it sends ``ServicelevelPerf`` wher
 information.
 
 Headers are held as two parallel lists, ``names`` and ``values``: one split cuts a message into
-them, and a (name, value) tuple per header would cost nearly as much again. ``headers``, the
-pairs, is built from them when first read. All three are the message as received: read them, do
-not change them.
+them, and a (name, value) tuple per header would cost nearly as much again. ``headers`` gives
+the pairs. They are the message as received: read them, do not change them.
 
 An event off the wire stays uncut, as its text, until something reads one of its headers. Most
 of an AMI stream (VarSet, Newexten, AGIExec...) is events that no handler reads beyond their
@@ -33,8 +32,7 @@ _NAMES, _VALUES, _MARKS = slice(0, None, 3), slice(1, None, 3), slice(2, None, 3
 
 
 class Message:
-    __slots__ = ("event", "_names", "_values", "_output", "_text", "_counters", "_headers",
-                 "_index")
+    __slots__ = ("event", "_names", "_values", "_output", "_text", "_counters", "_index")
     event: str | None  # the Event header's value; None for responses
     _index: dict[str, int] | None
 
@@ -46,7 +44,6 @@ class Message:
         self._output: list[str] | None = list(output)
         self._text: str | None = None
         self._counters: ParserCounters | None = None
-        self._headers: list[tuple[str, str]] | None = pairs
         self._index = None
         # Asterisk writes Event first: no index needed for the header every consumer reads.
         names = self._names
@@ -75,9 +72,7 @@ class Message:
     @property
     def headers(self) -> list[tuple[str, str]]:
         """(name, value) pairs in arrival order."""
-        if self._headers is None:
-            self._headers = list(zip(self.names, self.values))
-        return self._headers
+        return list(zip(self.names, self.values))
 
     def _cut(self) -> None:
         text, self._text = self._text, None
@@ -93,7 +88,6 @@ class Message:
         headers, bad_lines = header_lines(text.replace(LINE_END, "\n"))
         self._names = [name for name, _ in headers]
         self._values = [value for _, value in headers]
-        self._headers = headers
         if bad_lines:
             self._counters.malformed += len(bad_lines)
             self._counters.malformed_on_read += len(bad_lines)
@@ -186,7 +180,7 @@ def uncut_event(text: str, event: str, counters: ParserCounters) -> Message:
     message.event = event
     message._text = text
     message._counters = counters
-    message._output = message._headers = message._index = None
+    message._output = message._index = None
     return message
 
 
