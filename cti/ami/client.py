@@ -21,7 +21,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ from cti.ami.protocol import (
     ParserCounters,
     ProtocolError,
     action,
+    header_pairs,
 )
 
 log = structlog.get_logger(__name__)
@@ -151,21 +152,15 @@ class _LogThrottle:
         self._next_at = 0.0
         self._count = 0
 
-    def take(self) -> int:
-        """Count one occurrence; return how many a log line now stands for, or 0: stay quiet."""
-        self._count += 1
-        if not self.due():
-            return 0
-        count, self._count = self._count, 0
-        return count
-
-    def due(self) -> bool:
-        """Whether a log line may go now; if so, the next one waits an interval."""
+    def take(self, occurrences: int = 1) -> int:
+        """Count occurrences; return how many a log line now stands for, or 0: stay quiet."""
+        self._count += occurrences
         now = time.monotonic()
         if now < self._next_at:
-            return False
+            return 0
         self._next_at = now + self._interval
-        return True
+        count, self._count = self._count, 0
+        return count
 
 
 class _PendingAction:
@@ -267,7 +262,7 @@ class AmiClient:
         self._overflow_log = _LogThrottle()
         self._protocol_error_log = _LogThrottle()
         self._read_error_log = _LogThrottle()
-        self._malformed_on_read_logged = 0
+        self._malformed_on_read_seen = 0
 
     # --- registration -----------------------------------------------------------------------
 
@@ -487,7 +482,7 @@ class AmiClient:
     def _action_id(self, link: _Link, headers: Headers | None) -> tuple[str, Headers | None]:
         """Ours, unique across reconnects; or the caller's, when it must match later events (an
         async Originate's OriginateResponse carries it), provided no pending action uses it."""
-        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        pairs = list(header_pairs(headers or ()))
         given = [str(value) for key, value in pairs if key.lower() == "actionid"]
         if not given:
             return f"{self._action_id_prefix}-{next(self._action_numbers)}", headers
@@ -612,9 +607,8 @@ class AmiClient:
         """Log the bad lines found in events as handlers read them (cti/ami/message.py): the
         parser counted them, but had handed the events over before they were cut."""
         found = self._parser.counters.malformed_on_read
-        count = found - self._malformed_on_read_logged
-        if count and self._read_error_log.due():
-            self._malformed_on_read_logged = found
+        new, self._malformed_on_read_seen = found - self._malformed_on_read_seen, found
+        if new and (count := self._read_error_log.take(new)):
             log.warning("ami.protocol_error", server=self.settings.name, kind="malformed",
                         reason="lines that are no header, found in events as they were read",
                         count=count)

@@ -314,14 +314,15 @@ def action(name: str, headers: Headers | None = None, action_id: str | None = No
     pairs = [("Action", name)]
     if action_id is not None:
         pairs.append(("ActionID", action_id))
-    for header, value in _header_pairs(headers or ()):
+    for header, value in header_pairs(headers or ()):
         if header.lower() == "actionid" and action_id is not None:
             raise ValueError("ActionID given twice: as a header and as action_id")
         pairs.append((header, value))
     return "".join(_header_line(header, value) for header, value in pairs).encode() + b"\r\n"
 
 
-def _header_pairs(headers: Headers) -> Iterator[tuple[str, HeaderValue]]:
+def header_pairs(headers: Headers) -> Iterator[tuple[str, HeaderValue]]:
+    """(name, value) pairs of a mapping or list of headers, a list value repeating its header."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     for header, value in items:
         if isinstance(value, list | tuple):
