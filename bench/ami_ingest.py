@@ -52,6 +52,7 @@ EVENTS_PER_WRITE = 100  # writes hold whole events, so replies to actions can go
 READ_SIZE = 64 * 1024
 ROUNDS = 5  # measured, after one round to warm up (the first one pays for memory growth)
 DEFAULT_EVENTS = 200_000
+BARE, PANORAMISK, MODEL = "ours, no-op handler", "panoramisk", "ours + call model"  # the sides, as printed
 
 
 def recorded_events(count: int) -> list[bytes]:
@@ -242,7 +243,7 @@ async def compare(count: int) -> None:
     print(f"pure parse: ours {ours_parse_rate(stream, count, False):.0f} events/s "
           f"({ours_parse_rate(stream, count, True):.0f} with every event cut into headers), "
           f"panoramisk {panoramisk_parse_rate(stream, count):.0f} events/s")
-    bare, panoramisk, ours = (statistics.median(rates[side]) for side in rates)
+    bare, panoramisk, ours = (statistics.median(rates[side]) for side in (BARE, PANORAMISK, MODEL))
     print(f"no-op handler: ours {bare:.0f} events/s, {bare / panoramisk:.2f} x panoramisk "
           f"(AmiClient alone, no call model)")
     print(f"ami_ingest ratio_vs_panoramisk={ours / panoramisk:.2f} ours_eps={ours:.0f} "
@@ -256,8 +257,7 @@ async def measure_rounds(count: int) -> dict[str, list[float]]:
     bus_events = bus_events_of(count)
     print(f"call model: {bus_events} bus events expected from the stream")
     server, port = await start_server(count)
-    rates: dict[str, list[float]] = {"ours, no-op handler": [], "panoramisk": [],
-                                     "ours + call model": []}
+    rates: dict[str, list[float]] = {BARE: [], PANORAMISK: [], MODEL: []}  # in the order measured
     try:
         for round_number in range(ROUNDS + 1):
             feed = ModelFeed()
