@@ -34,7 +34,6 @@ there, then routed, so the invariant of ``acd.routing`` holds again before the n
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import math
 from collections.abc import Callable, Iterable
@@ -739,7 +738,6 @@ class AcdEngine:
         # The old classes are dropped whole: nothing is filed out of them one by one.
         waiting = [call for call in self._calls.values() if call.state is CallState.WAITING]
         self._plans, self._index = plans, RoutingIndex(list(plans.values()))
-        self._settings = dataclasses.replace(self._settings, queues=tuple(plan.settings for plan in plans.values()))
         changed = plans[event.settings.name]
         self.stats.update_queue(changed.settings)
         for call in self._held_calls():

@@ -292,7 +292,6 @@ class Subscription:
         self._fanout = fanout
         self._send = send
         self._frames: asyncio.Queue[str] = asyncio.Queue(limit)
-        self.resyncs = 0
         self.gone = False  # its connection failed: nothing more to queue until it unsubscribes
         self._writer = asyncio.create_task(self._write())
 
@@ -308,7 +307,6 @@ class Subscription:
     def resync(self) -> None:
         while not self._frames.empty():
             self._frames.get_nowait()
-        self.resyncs += 1
         self._frames.put_nowait(self._fanout.snapshot_frame())
 
     async def _write(self) -> None:

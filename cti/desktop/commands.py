@@ -136,7 +136,7 @@ class DeskCommands:
         if was_talking:
             self.desks.acd.post(call.call_id, Hold())
         self.desks.hand_to(target, desk, call, note, attended=True)
-        call.consult = Consult(target.agent_id, note)
+        call.consult = Consult(target.agent_id)
         self._now_held(desk, call, CallState.CONSULTING, "consult_ringing")
 
         async def ring_the_other_agent(control: CallControl) -> None:

@@ -53,7 +53,6 @@ class CallState(StrEnum):
 @dataclass
 class Consult:
     agent_id: str
-    note: str
     answered: bool = False
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from cti.http import acd_api, crm_api, desktop_api, ops, reports_api, supervisor_api
 from cti.http.auth import AUTHENTICATOR, TOKEN_THROTTLE, Authenticator
-from cti.http.throttle import LoginThrottle, ThrottleSettings
+from cti.http.throttle import LoginThrottle
 from cti.desktop.service import AgentDesks
 from cti.metrics import Metrics
 from cti.supervision import Supervision
@@ -45,7 +45,7 @@ def build_app(metrics: Metrics, readiness: dict, authenticator: Authenticator,
               supervision: Supervision | None = None, desks: AgentDesks | None = None) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
     app[AUTHENTICATOR] = authenticator
-    app[TOKEN_THROTTLE] = LoginThrottle(ThrottleSettings(per_address=50))
+    app[TOKEN_THROTTLE] = LoginThrottle()  # only its per-address count: a token names no account
     app[ops.METRICS] = metrics
     app[ops.READINESS] = readiness
     app[crm_api.CRM_STORE] = crm_store
