@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from cti.http import crm_api, ws
-from cti.http.auth import authorize
+from cti.http.auth import PRINCIPAL
 from cti.http.crm_api import Route
 from cti.supervision import Body, Fanout, Wallboard
 
@@ -32,7 +32,7 @@ def _encode(kind: str, body: Body) -> str:
 
 
 async def supervisor_socket(request: web.Request) -> web.WebSocketResponse:
-    principal = await authorize(request, "supervisor")
+    principal = request[PRINCIPAL]  # authorised by the route's role (crm_api.add_routes)
     socket = await ws.open_socket(request)
     request.app[SOCKETS].add(socket)
     # Replies go through the subscription too: one writer per socket keeps frames in order.
@@ -68,11 +68,7 @@ ROUTES = (
 
 
 def add_routes(app: web.Application, wallboard: Wallboard) -> None:
-    # The socket authenticates itself (cti.http.ws), so its route is listed in the OpenAPI document
-    # without crm_api's @requires wrapper.
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
-    app[crm_api.API_ROUTES] = app.get(crm_api.API_ROUTES, ()) + ROUTES
+    crm_api.add_routes(app, ROUTES)
     app.router.add_get("/supervisor", to_page)
     app.router.add_get("/supervisor/", page)
     app[FANOUT] = Fanout(wallboard, _encode)
