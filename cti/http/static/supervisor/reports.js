@@ -85,7 +85,7 @@ async function show(event) {
   try {
     const answer = await (await fetchReport(`/api/reports/${report}?${query}`, token)).json();
     render(REPORTS[report], answer);
-    await offerCsv(await fetchReport(`/api/reports/${report}.csv?${query}`, token));
+    offerCsv(`/api/reports/${report}.csv?${query}`);
     setStatus(answer.rows.length ? "" : "No calls in this window.");
   } catch (error) {
     setStatus(error.message, true);
@@ -103,14 +103,29 @@ function clear() {
   const link = $("csv");
   link.hidden = true;
   if (link.href) URL.revokeObjectURL(link.href);
+  link.removeAttribute("href");
 }
 
-// A plain link could not send the token, so the CSV is fetched and offered as a blob.
-async function offerCsv(response) {
+// The CSV runs the report's query again: only when asked for.
+function offerCsv(path) {
   const link = $("csv");
-  link.download = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition"))[1];
-  link.href = URL.createObjectURL(await response.blob());
+  link.dataset.path = path;
   link.hidden = false;
+}
+
+// A plain link could not send the token: the first click fetches the CSV as a blob, then saves it.
+async function saveCsv(event) {
+  const link = event.currentTarget;
+  if (link.getAttribute("href")) return;  // fetched: the browser saves it
+  event.preventDefault();
+  try {
+    const response = await fetchReport(link.dataset.path, $("token").value.trim());
+    link.download = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition"))[1];
+    link.href = URL.createObjectURL(await response.blob());
+    link.click();
+  } catch (error) {
+    setStatus(error.message, true);
+  }
 }
 
 function render(spec, answer) {
@@ -234,4 +249,5 @@ document.addEventListener("DOMContentLoaded", () => {
   $("report").addEventListener("change", syncFields);
   syncFields();
   form.addEventListener("submit", show);
+  $("csv").addEventListener("click", saveCsv);
 });
