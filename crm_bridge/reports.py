@@ -235,7 +235,8 @@ class Reports:
         sql = _QUEUE_SQL.format(**scope, answered=_ANSWERED, transferred=_TRANSFERRED, handle=_HANDLE,
                                 short=args.add(query.short_abandon_seconds),
                                 threshold=args.add(query.service_level_seconds))
-        return [_queue_row(record, query.zone) for record in await self._pool.fetch(sql, *args)]
+        zone = query.zone
+        return [_queue_row(record, zone) for record in await self._pool.fetch(sql, *args)]
 
     async def agent_report(self, query: ReportQuery) -> list[AgentRow]:
         args = _Args()
@@ -244,7 +245,8 @@ class Reports:
             scope["where"] += f" AND agent = {args.add(query.agent)}"
         sql = _AGENT_SQL.format(**scope, answering="(nth = 1 AND answered_at IS NOT NULL)",
                                 transferred=_TRANSFERRED, handle=_HANDLE)
-        return [AgentRow(**dict(record) | {"bucket": record["bucket"].astimezone(query.zone)})
+        zone = query.zone
+        return [AgentRow(**dict(record) | {"bucket": record["bucket"].astimezone(zone)})
                 for record in await self._pool.fetch(sql, *args)]
 
 
