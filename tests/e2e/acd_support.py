@@ -47,11 +47,7 @@ class CallCenter:
 
     async def start(self, queues: tuple[QueueSettings, ...], agents: tuple[AgentDefinition, ...],
                     flows: tuple[str, ...] = ("to_support_queue.toml",), outbound_interface: str = "") -> CallCenter:
-        folder = self.workdir / "flows"
-        folder.mkdir(exist_ok=True)
-        for name in flows:
-            (folder / name).write_text((FLOWS / name).read_text())
-        flow_set = load_flows(folder)
+        flow_set = load_flows(*(FLOWS / name for name in flows))
         self.runtime = AcdRuntime(AcdDefinitions(queues, agents), self.link.model, self.link.bus,
                                   {"lab": self.link}, QueueingSettings(outbound_interface=outbound_interface), flow_set)
         self.acd = self.runtime.acd

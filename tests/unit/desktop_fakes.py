@@ -111,12 +111,10 @@ class FakePops:
 
     def __init__(self) -> None:
         self.gate: asyncio.Event | None = None
-        self.built: list[str] = []
 
     async def build(self, call_id: str, kind: str, data, *, queue=None, wait_seconds=None) -> dict:
         if self.gate is not None:
             await self.gate.wait()
-        self.built.append(call_id)
         return {"call_id": call_id, "kind": kind, "ani": data.get("ani", ""), "queue": queue,
                 "account": data.get("account", ""), "customer": {"id": 7, "name": "José Müller"},
                 "history": [{"disposition_code": "resolved"}]}
@@ -212,9 +210,9 @@ class Center:
     def customer(self, call_id: str) -> str:
         return self.model.call(call_id).data["agi_channel"]
 
-    def dial(self, call_id: str, agent_id: str, leg: str, dialled: str | None = None) -> None:
+    def dial(self, call_id: str, agent_id: str, leg: str) -> None:
         self.ami.emit("DialBegin", DestChannel=leg, DestLinkedid=call_id.partition(":")[2],
-                      DialString=dialled or interface(agent_id).partition("/")[2])
+                      DialString=interface(agent_id).partition("/")[2])
 
     def bridge(self, call_id: str, *channels: str) -> None:
         self._bridges += 1

@@ -20,9 +20,9 @@ from tests.unit.clock import Clock
 pytestmark = pytest.mark.unit
 
 
-def service(clock=None, ring_timeout: float = 15.0, wrap_up: float = 0.0) -> AcdService:
+def service(clock=None, ring_timeout: float = 15.0) -> AcdService:
     definitions = AcdDefinitions(
-        (QueueSettings("support", "support", ring_timeout=ring_timeout, wrap_up_seconds=wrap_up),),
+        (QueueSettings("support", "support", ring_timeout=ring_timeout, wrap_up_seconds=0.0),),
         (AgentDefinition("a1", "A", "PJSIP/1001", skills={"support": 50}),
          AgentDefinition("a2", "B", "PJSIP/1002", skills={"support": 50})))
     return AcdService(definitions, clock=clock or Clock(), wall_clock=lambda: 1_700_000_000.0)
