@@ -17,7 +17,7 @@ from acd.config import AcdDefinitions, AgentDefinition
 from acd.model import QueueSettings
 from cti.acd_runtime import AcdRuntime
 from cti.agi.server import AgiServer
-from cti.lab.phones import Phone, PhonePlan
+from cti.lab.phones import Phone
 from cti.queued_call import QueueingSettings
 from cti.recorder import CallRecorder
 from cti.sessions import InboundSessions
@@ -86,6 +86,3 @@ class CallCenter:
                     return dict(row)
                 await asyncio.sleep(0.1)
 
-
-def phone(plan: PhonePlan = PhonePlan()) -> Phone:
-    return Phone(plan).start()

@@ -2,11 +2,13 @@
 
 import asyncio
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 
 from cti.callmodel.bus import EventBus
 from cti.callmodel.model import CallModel
+from cti.lab.phones import Phone, PhonePlan
 from cti.lab.sipp import CallPlan, start_call
 from cti.link import AmiLink
 from crm_bridge.database import Database
@@ -83,3 +85,25 @@ def calls(lab):
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+@pytest.fixture
+def phones(tmp_path):
+    """Start lab phones (the user agents Asterisk dials) as their plan says; their logs stay in
+    tmp_path, and they are stopped at the end."""
+    started: list[Phone] = []
+
+    def start(plan: PhonePlan = PhonePlan()) -> Phone:
+        started.append(Phone(plan, workdir=tmp_path / f"phone{len(started)}").start())
+        return started[-1]
+
+    yield start
+    for phone in started:
+        phone.stop()
+
+
+@pytest.fixture
+def events(link) -> Recorder:
+    """Every raw AMI event of the test (the link's bus carries call-model events only)."""
+    return Recorder(SimpleNamespace(
+        subscribe=lambda record: link.client.on_event(lambda _server, message: record(message))))

@@ -20,7 +20,7 @@ from acd import (AgentLogin, AgentReady, AgentState, AgentStateChanged, Announce
 from acd.model import CallbackPolicy, Disposition, DispositionKind, OverflowStep, QueueSettings
 from cti.callmodel.events import CallStarted
 from cti.lab.phones import PhonePlan
-from tests.e2e.acd_support import CallCenter, agent, phone
+from tests.e2e.acd_support import CallCenter, agent
 from tests.e2e.conftest import WAIT, until
 
 SUPPORT = QueueSettings("support", "support>=50", ring_timeout=4, wrap_up_seconds=0)
@@ -40,19 +40,6 @@ async def center(link, lab_config, store, tmp_path):
     yield start
     if started:
         await instance.close()
-
-
-@pytest.fixture
-def phones():
-    started = []
-
-    def make(plan: PhonePlan = PhonePlan()):
-        started.append(phone(plan))
-        return started[-1]
-
-    yield make
-    for started_phone in started:
-        started_phone.stop()
 
 
 def ready(acd, *agent_ids: str) -> None:

@@ -33,7 +33,7 @@ from crm_bridge.logger import InteractionLogger
 from crm_bridge.phone import PhoneNormalizer
 from tests.browser import chromium, served
 from tests.conftest import ARTIFACTS
-from tests.e2e.acd_support import CallCenter, agent, phone
+from tests.e2e.acd_support import CallCenter, agent
 from tests.e2e.conftest import WAIT, until
 
 PASSWORD = "desk-pass-1"
@@ -91,22 +91,19 @@ async def seed(pool, phones: PhoneNormalizer, workdir: Path) -> int:
 
 
 @pytest.fixture
-async def open_center(link, lab_config, store, tmp_path):
+async def open_center(link, lab_config, store, tmp_path, phones):
     """Starts the call center; a1's phone answers after ``a1_rings_ms``, a2's as ``a2_plan`` says."""
     await seed(store.pool, PhoneNormalizer("US"), tmp_path)
-    sips, centers = [], []
+    centers = []
 
     async def start(a1_rings_ms: int, a2_plan: PhonePlan = PhonePlan(answer_after_ms=1000), **options) -> DeskCenter:
-        sips.extend([phone(PhonePlan(answer_after_ms=a1_rings_ms)), phone(a2_plan)])
-        centers.append(await DeskCenter(link, lab_config, store.pool, tmp_path).start(
-            {"a1": sips[0], "a2": sips[1]}, **options))
+        sips = {"a1": phones(PhonePlan(answer_after_ms=a1_rings_ms)), "a2": phones(a2_plan)}
+        centers.append(await DeskCenter(link, lab_config, store.pool, tmp_path).start(sips, **options))
         return centers[0]
 
     yield start
     for instance in centers:
         await instance.close()
-    for sip in sips:
-        sip.stop()
 
 
 @pytest.fixture
@@ -216,14 +213,11 @@ async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, cal
     assert not errors, errors
 
 
-async def test_hold_a_cancelled_consultation_a_blind_transfer_and_click_to_dial(open_center, browser, calls):
-    customer_phone = phone()
-    try:
-        center = await open_center(500, flow="to_billing_queue.toml",
-                                   outbound_interface=customer_phone.dial_string("{number}"))
-        await _hold_consult_cancel_blind_transfer_then_dial(center, browser, calls, customer_phone)
-    finally:
-        customer_phone.stop()
+async def test_hold_a_cancelled_consultation_a_blind_transfer_and_click_to_dial(open_center, browser, calls, phones):
+    customer_phone = phones()
+    center = await open_center(500, flow="to_billing_queue.toml",
+                               outbound_interface=customer_phone.dial_string("{number}"))
+    await _hold_consult_cancel_blind_transfer_then_dial(center, browser, calls, customer_phone)
 
 
 async def _hold_consult_cancel_blind_transfer_then_dial(center, browser, calls, customer_phone):

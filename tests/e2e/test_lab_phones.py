@@ -4,9 +4,6 @@ OriginateResponse Reason is Asterisk's control frame: 4 answered, 3 rang without
 """
 
 import itertools
-from types import SimpleNamespace
-
-import pytest
 
 from cti.lab.phones import Phone, PhonePlan
 from tests.e2e.conftest import Recorder, until
@@ -14,29 +11,8 @@ from tests.e2e.conftest import Recorder, until
 CHANNEL_IDS = itertools.count(1)
 
 
-@pytest.fixture
-def events(link) -> Recorder:
-    """Every raw AMI event of the test (the link's bus carries call-model events only)."""
-    return Recorder(SimpleNamespace(
-        subscribe=lambda record: link.client.on_event(lambda _server, message: record(message))))
-
-
 def event(name: str, uniqueid: str):
     return lambda message: message.get("Event") == name and message.get("Uniqueid") == uniqueid
-
-
-@pytest.fixture
-def phones(tmp_path):
-    """Start phones; their logs stay in tmp_path, and they are stopped at the end."""
-    started = []
-
-    def start(**plan) -> Phone:
-        started.append(Phone(PhonePlan(**plan), workdir=tmp_path / f"phone{len(started)}").start())
-        return started[-1]
-
-    yield start
-    for phone in started:
-        phone.stop()
 
 
 async def originate(link, events: Recorder, phone: Phone, timeout_ms: int):
@@ -51,7 +27,7 @@ async def originate(link, events: Recorder, phone: Phone, timeout_ms: int):
 
 
 async def test_answering_phone_answers_and_takes_the_bye(link, events, phones):
-    phone = phones(answer_after_ms=300)
+    phone = phones(PhonePlan(answer_after_ms=300))
     response, _ = await originate(link, events, phone, timeout_ms=5000)
     assert (response["Response"], response["Reason"]) == ("Success", "4")
     await until(lambda: phone.byes() == 1, timeout=5)
@@ -60,7 +36,7 @@ async def test_answering_phone_answers_and_takes_the_bye(link, events, phones):
 
 
 async def test_unanswered_phone_is_cancelled_and_serves_the_next_call(link, events, phones):
-    phone = phones(answer_after_ms=None)
+    phone = phones(PhonePlan(answer_after_ms=None))
     for _ in range(2):
         response, hangup = await originate(link, events, phone, timeout_ms=1000)
         assert (response["Response"], response["Reason"]) == ("Failure", "3")
@@ -71,7 +47,7 @@ async def test_unanswered_phone_is_cancelled_and_serves_the_next_call(link, even
 
 
 async def test_cancel_before_the_answer_leaves_the_phone_answering(link, events, phones):
-    phone = phones(answer_after_ms=1500)
+    phone = phones(PhonePlan(answer_after_ms=1500))
     cancelled, _ = await originate(link, events, phone, timeout_ms=500)
     answered, _ = await originate(link, events, phone, timeout_ms=5000)
     assert cancelled["Reason"] == "3" and answered["Reason"] == "4"
@@ -80,7 +56,7 @@ async def test_cancel_before_the_answer_leaves_the_phone_answering(link, events,
 
 
 async def test_busy_phone_refuses_with_user_busy(link, events, phones):
-    phone = phones(busy=True)
+    phone = phones(PhonePlan(busy=True))
     response, hangup = await originate(link, events, phone, timeout_ms=5000)
     # Asterisk 22 reports a PJSIP 486 as Reason 0 (failure), not 5 (busy): the busy signal is
     # the channel's hangup cause.

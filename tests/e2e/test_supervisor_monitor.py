@@ -25,7 +25,6 @@ import contextlib
 import math
 import random
 import struct
-from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -34,13 +33,12 @@ from acd import AgentLogin, AgentReady, AgentState, AgentStateChanged, CallEnded
 from cti.callmodel.events import CallStarted
 from cti.http.crm_api import CrmStore
 from cti.http.server import build_app
-from cti.lab.phones import Phone
 from cti.metrics import Metrics
 from cti.supervision import Supervision
 from crm_bridge.acd_store import AcdStore
 from crm_bridge.api_clients import DatabaseTokens, create_client
-from tests.e2e.acd_support import CallCenter, agent, phone
-from tests.e2e.conftest import Recorder, until
+from tests.e2e.acd_support import CallCenter, agent
+from tests.e2e.conftest import until
 from tests.e2e.test_acd_on_lab import SUPPORT
 
 SPY_OPTIONS = {"listen": "", "whisper": "w", "barge": "B"}
@@ -122,26 +120,6 @@ async def heard(listeners: dict[str, Media], seconds: float = 0.8) -> dict[str, 
 
 
 # --- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def events(link) -> Recorder:
-    """Every raw AMI event of the test (ChanSpyStart never reaches the link's bus)."""
-    return Recorder(SimpleNamespace(
-        subscribe=lambda record: link.client.on_event(lambda _server, message: record(message))))
-
-
-@pytest.fixture
-def phones():
-    started: list[Phone] = []
-
-    def make() -> Phone:
-        started.append(phone())
-        return started[-1]
-
-    yield make
-    for started_phone in started:
-        started_phone.stop()
 
 
 @pytest.fixture
