@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cti.http.auth import Authenticator, FirstMatch, StaticTokens
+from crm_bridge.api_clients import DatabaseTokens, create_client
 from crm_bridge.database import Database
 from crm_bridge.interactions import InteractionEvent, InteractionOutcome, InteractionRecord
 from crm_bridge.phone import PhoneNormalizer
+from crm_bridge.principals import Principal
 
 PHONES = PhoneNormalizer("DE")
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -58,3 +61,16 @@ async def eventually(condition: Callable[[], bool | Awaitable[bool]], what: str,
 async def _holds(condition: Callable[[], bool | Awaitable[bool]]) -> bool:
     result = condition()
     return await result if inspect.isawaitable(result) else result
+
+
+async def role_tokens(pool, agent_id: str) -> tuple[Authenticator, dict[str, str]]:
+    """A token per role: API clients for crm, supervisor and operator, and a static token for the
+    agent ``agent_id``; with the authenticator that knows them all."""
+    tokens = {role: await create_client(pool, f"{role}-app", role) for role in ("crm", "supervisor", "operator")}
+    tokens["agent"] = f"agent-{agent_id}-token"
+    return FirstMatch(StaticTokens({tokens["agent"]: Principal(agent_id, "agent")}), DatabaseTokens(pool)), tokens
+
+
+def auth(client, role: str = "supervisor") -> dict:
+    """The Authorization header of the client's token for ``role``."""
+    return {"Authorization": f"Bearer {client.tokens[role]}"}

@@ -10,17 +10,13 @@ from aiohttp import web
 from acd import AgentLogin, AgentReady, QueueSettings
 from acd.config import AcdDefinitions, AgentDefinition
 from cti.acd_service import AcdService
-from cti.http.auth import FirstMatch, StaticTokens
 from cti.http.crm_api import CrmStore
 from cti.http.server import build_app
 from cti.metrics import Metrics
 from cti.supervision import Supervision
 from crm_bridge.acd_store import AcdStore
-from crm_bridge.api_clients import DatabaseTokens, create_client
-from crm_bridge.principals import Principal
-from tests.integration.crm_support import PHONES
+from tests.integration.crm_support import PHONES, role_tokens
 
-AGENT_TOKEN = "agent-1001-token"
 
 # Alice and Bob both take support calls; Carol takes sales and vip. Routing is longest idle. The
 # vip queue's 1 s service-level threshold lets a test see waits go over it.
@@ -47,9 +43,7 @@ async def supervised_app(pool, calls=None, control_for=None, **wallboard_options
     await store.import_definitions(DEFINITIONS, "tests", "sha-of-tests")
     acd = AcdService(await store.load())
     supervision = Supervision.build(acd, store, calls, control_for, **wallboard_options)
-    tokens = {role: await create_client(pool, f"{role}-app", role) for role in ("crm", "supervisor", "operator")}
-    tokens["agent"] = AGENT_TOKEN
-    authenticator = FirstMatch(StaticTokens({AGENT_TOKEN: Principal("1001", "agent")}), DatabaseTokens(pool))
+    authenticator, tokens = await role_tokens(pool, "1001")
     app = build_app(Metrics(), {}, authenticator, CrmStore.from_pool(pool, PHONES), supervision=supervision)
     app.on_cleanup.append(lambda _app: _closed(acd, supervision))
     return Supervised(app, acd, tokens)

@@ -17,7 +17,7 @@ from cti.callmodel.control import CallControl
 from cti.callmodel.model import CallModel
 from crm_bridge.acd_store import AcdStore
 from tests.daemon import running_daemon
-from tests.integration.crm_support import database_fixture  # noqa: F401
+from tests.integration.crm_support import auth, database_fixture  # noqa: F401
 from tests.integration.supervision_support import log_in, ready, supervised_app
 
 CALL_ID = "pbx1:1.0"  # the call model's id of the call below: SystemName + Linkedid
@@ -68,10 +68,6 @@ def info_logs():
             yield logs
     finally:
         structlog.configure(**config)
-
-
-def auth(client, role: str = "supervisor") -> dict:
-    return {"Authorization": f"Bearer {client.tokens[role]}"}
 
 
 async def call(client, method: str, path: str, body=None, role: str = "supervisor", status: int = 200) -> dict:

@@ -12,17 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from cti.http.auth import FirstMatch, StaticTokens
 from cti.http.crm_api import CrmStore
 from cti.http.server import build_app
 from cti.metrics import Metrics
-from crm_bridge.api_clients import DatabaseTokens, create_client
-from crm_bridge.principals import Principal
 from crm_bridge.reports import Reports
-from tests.integration.crm_support import PHONES, database_fixture  # noqa: F401
+from tests.integration.crm_support import PHONES, auth, database_fixture, role_tokens  # noqa: F401
 
 BERLIN = ZoneInfo("Europe/Berlin")
-AGENT_TOKEN = "agent-a1-token"
 
 # id, queued at (Berlin, 2024-), queue, outcome, wait, agents, talk, hold, wrap-up, survey.
 # answered_at is set (queued + wait) exactly when talk is given.
@@ -78,9 +74,7 @@ async def seed(pool) -> None:
 
 async def start_app(pool) -> tuple:
     """The app with the reports, and a token per role (the agent's from a static token)."""
-    tokens = {role: await create_client(pool, f"{role}-app", role) for role in ("crm", "supervisor", "operator")}
-    tokens["agent"] = AGENT_TOKEN
-    authenticator = FirstMatch(StaticTokens({AGENT_TOKEN: Principal("a1", "agent")}), DatabaseTokens(pool))
+    authenticator, tokens = await role_tokens(pool, "a1")
     return build_app(Metrics(), {}, authenticator, CrmStore.from_pool(pool, PHONES), Reports(pool)), tokens
 
 
@@ -93,10 +87,6 @@ async def api(database):
     client.tokens = tokens
     yield client
     await client.close()
-
-
-def auth(client, role: str = "supervisor") -> dict:
-    return {"Authorization": f"Bearer {client.tokens[role]}"}
 
 
 async def report(client, kind: str, role: str = "supervisor", **params) -> dict:
