@@ -43,8 +43,7 @@ async def supervisor_socket(request: web.Request) -> web.WebSocketResponse:
             if command["type"] == "snapshot":
                 subscription.resync()
             else:
-                subscription.push(_encode("result", {"id": command.get("id"), "command": command["type"],
-                                                     "ok": False, "error": "unknown command; try snapshot"}))
+                subscription.push(_encode("result", ws.result(command, False, error="unknown command; try snapshot")))
     finally:
         await subscription.close()
         log.info("supervisor.disconnected", supervisor=principal.name)

@@ -52,8 +52,13 @@ async def send(socket: web.WebSocketResponse, kind: str, **fields: Any) -> bool:
     return True
 
 
+def result(command: dict, ok: bool, **fields: Any) -> dict[str, Any]:
+    """The fields of the ``result`` frame answering ``command``."""
+    return {"id": command.get("id"), "command": command.get("type"), "ok": ok, **fields}
+
+
 async def reply(socket: web.WebSocketResponse, command: dict, ok: bool, **fields: Any) -> bool:
-    return await send(socket, "result", id=command.get("id"), command=command.get("type"), ok=ok, **fields)
+    return await send(socket, "result", **result(command, ok, **fields))
 
 
 async def commands(socket: web.WebSocketResponse) -> AsyncIterator[dict[str, Any]]:
