@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,6 @@ from pathlib import Path
 import aiohttp
 import orjson
 import uvloop
-from aiohttp import web
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -52,7 +50,7 @@ from cti.http.server import build_app  # noqa: E402
 from cti.metrics import Metrics  # noqa: E402
 from crm_bridge.interactions import Page  # noqa: E402
 from crm_bridge.phone import PhoneNormalizer  # noqa: E402
-from figures import percentile  # noqa: E402 - bench/ is the script's folder
+from figures import percentile, served_with_clients  # noqa: E402 - bench/ is the script's folder
 
 QUEUE = QueueSettings("support", "support>=10", ring_timeout=3600)
 PASSWORD = "bench"
@@ -142,32 +140,22 @@ async def serve_phase(name: str, args: argparse.Namespace, broadcast: bool) -> d
         tokens.append((await desks.login(agent_id, PASSWORD)).token)
         await desks.command(agent_id, {"type": "ready"})
     app = build_app(Metrics(), {}, FirstMatch(sessions), CrmStore(None, None), desks=desks)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    clients = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--client-of", f"ws://127.0.0.1:{port}/api/agent/ws",
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, limit=2**26)
     try:
-        clients.stdin.write(orjson.dumps(dict(zip(agent_ids(args.clients), tokens))) + b"\n")
-        await clients.stdin.drain()
-        if (await clients.stdout.readline()).strip() != b"ready":
-            sys.exit(f"screen_pop: the {name} clients did not connect")
-        if broadcast:
-            _broadcast(desks)
-        achieved = await _offer_calls(acd, args.rate, args.seconds)
-        await asyncio.sleep(1.0)
-        unsent = await _drain(desks)
-        clients.stdin.write(orjson.dumps(offered) + b"\n")
-        await clients.stdin.drain()
-        result = orjson.loads(await clients.stdout.read())
-        await clients.wait()
+        async with served_with_clients(app, __file__, "/api/agent/ws", limit=2**26) as clients:
+            clients.stdin.write(orjson.dumps(dict(zip(agent_ids(args.clients), tokens))) + b"\n")
+            await clients.stdin.drain()
+            if (await clients.stdout.readline()).strip() != b"ready":
+                sys.exit(f"screen_pop: the {name} clients did not connect")
+            if broadcast:
+                _broadcast(desks)
+            achieved = await _offer_calls(acd, args.rate, args.seconds)
+            await asyncio.sleep(1.0)
+            unsent = await _drain(desks)
+            clients.stdin.write(orjson.dumps(offered) + b"\n")
+            await clients.stdin.drain()
+            result = orjson.loads(await clients.stdout.read())
+            await clients.wait()
     finally:
-        if clients.returncode is None:
-            clients.kill()
-        await runner.cleanup()
         acd.close()
     return result | {"offers": len(offered), "offers_per_s": achieved, "unsent": unsent}
 

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import bisect
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,13 +49,13 @@ from acd.config import AcdDefinitions, AgentDefinition  # noqa: E402
 from cti import logs  # noqa: E402
 from cti.acd_service import AcdService  # noqa: E402
 from cti.http import ws  # noqa: E402
-from cti.http.auth import FirstMatch, StaticTokens  # noqa: E402
+from cti.http.auth import FirstMatch, StaticTokens, authorize  # noqa: E402
 from cti.http.crm_api import CrmStore  # noqa: E402
 from cti.http.server import build_app  # noqa: E402
 from cti.metrics import Metrics  # noqa: E402
 from cti.supervision import Supervision, Wallboard  # noqa: E402
 from crm_bridge.principals import Principal  # noqa: E402
-from figures import percentile  # noqa: E402 - bench/ is the script's folder
+from figures import percentile, served_with_clients  # noqa: E402 - bench/ is the script's folder
 
 QUEUES = 10
 TOKEN = "bench-supervisor-token"
@@ -169,7 +168,7 @@ class NaiveFanout:
                     await ws.send(socket, "snapshot", **body)  # serialised per client: ws.send encodes
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
-        await ws.authenticate(request, "supervisor")
+        await authorize(request, "supervisor")
         socket = await ws.open_socket(request)
         await ws.send(socket, "snapshot", **self.wallboard.snapshot())
         self.sockets.append(socket)
@@ -198,33 +197,26 @@ async def serve_phase(name: str, args: argparse.Namespace, naive: bool) -> dict:
         app.router.add_get(path, peer.handler)
     traffic = Traffic(acd, [agent.agent_id for agent in acd.definitions.agents])
     traffic.start()
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    clients = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--client-of", f"ws://127.0.0.1:{port}{path}?token={TOKEN}",
-        "--supervisors", str(args.supervisors), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        if (await clients.stdout.readline()).strip() != b"ready":
-            sys.exit(f"wallboard: the {name} clients did not connect")
-        go = time.time()
-        achieved = await traffic.run(args.rate, args.seconds)
-        stop = time.time()
-        owed_at_stop = peer.owed if peer is not None else 0
-        drained_in = await _drain(peer, stop)
-        await asyncio.sleep(1.0)  # the last frames reach the clients (ours: within one interval)
-        clients.stdin.write(f"{go} {stop}\n".encode())
-        await clients.stdin.drain()
-        result = orjson.loads(await clients.stdout.read())  # its last line: one long JSON object
-        await clients.wait()
+        async with served_with_clients(app, __file__, f"{path}?token={TOKEN}",
+                                       "--supervisors", str(args.supervisors)) as clients:
+            try:
+                if (await clients.stdout.readline()).strip() != b"ready":
+                    sys.exit(f"wallboard: the {name} clients did not connect")
+                go = time.time()
+                achieved = await traffic.run(args.rate, args.seconds)
+                stop = time.time()
+                owed_at_stop = peer.owed if peer is not None else 0
+                drained_in = await _drain(peer, stop)
+                await asyncio.sleep(1.0)  # the last frames reach the clients (ours: within one interval)
+                clients.stdin.write(f"{go} {stop}\n".encode())
+                await clients.stdin.drain()
+                result = orjson.loads(await clients.stdout.read())  # its last line: one long JSON object
+                await clients.wait()
+            finally:
+                if peer is not None:
+                    peer.close()  # its own sockets, before the server stops
     finally:
-        if clients.returncode is None:
-            clients.kill()
-        if peer is not None:
-            peer.close()
-        await runner.cleanup()
         acd.close()
     latencies = [latency_ms(since, received, traffic.lags) for since, received in result.pop("samples")]
     return result | {"latencies_ms": latencies, "events": traffic.submitted, "events_per_s": achieved,
