@@ -36,8 +36,8 @@ LEGACY_COMMAND_REPLY = (
 PING_REPLY = b"Response: Success\r\nActionID: 9\r\nPing: Pong\r\nTimestamp: 1.5\r\n\r\n"
 
 
-def parse(data: bytes, chunk: int | None = None, **options: int) -> list:
-    parser = AmiParser(**options)
+def parse(data: bytes, chunk: int | None = None, parser: AmiParser | None = None, **options: int) -> list:
+    parser = parser or AmiParser(**options)
     if chunk is None:
         return parser.feed(data)
     return [event for start in range(0, len(data), chunk)
@@ -339,13 +339,8 @@ def test_messages_are_what_a_line_by_line_reading_gives(blocks: list[tuple[str, 
     assume(not any(line.startswith("Response: Follows") for line in lines))
     text = newline.join(lines) + newline
     parser = AmiParser()
-    got = parse_with(parser, text.encode(), chunk)
+    got = messages(parse(text.encode(), chunk, parser))
     assert ([m.headers for m in got], parser.counters.malformed) == line_by_line(text)
-
-
-def parse_with(parser: AmiParser, data: bytes, chunk: int) -> list[Message]:
-    return [event for start in range(0, len(data), chunk)
-            for event in parser.feed(data[start:start + chunk]) if isinstance(event, Message)]
 
 
 @settings(max_examples=300, deadline=None)

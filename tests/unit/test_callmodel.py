@@ -11,6 +11,7 @@ import pytest
 
 from cti.ami.message import Message
 from cti.ami.protocol import AmiParser
+from tests.unit.test_ami_protocol import captured_events, wire
 from cti.callmodel import (
     BusEvent,
     CallAnswered,
@@ -128,11 +129,8 @@ class TestReferenceQueuedCall:
     def test_messages_off_the_wire_give_the_same_events(self) -> None:
         expected = replay_reference(CallModel())
         model, events = CallModel(), []
-        for line in REFERENCE.read_text(encoding="utf-8").splitlines():
-            fields = json.loads(line)
-            fields.pop("_t")
-            wire = "".join(f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
-            for message in AmiParser().feed(wire.encode()):
+        for headers in captured_events():
+            for message in AmiParser().feed(wire(headers)):
                 events.extend(model.apply(message["SystemName"], message))
         assert events == expected
 
@@ -140,9 +138,8 @@ class TestReferenceQueuedCall:
         # As bench/ami_ingest.py feeds it: one parser, reads of any size, the capture repeated
         # (same Uniqueids and Linkedid each time: the call ends before it comes again).
         expected = replay_reference(CallModel())
-        records = [json.loads(line) for line in REFERENCE.read_text(encoding="utf-8").splitlines()]
-        cycle = "".join("".join(f"{name}: {value}\r\n" for name, value in record.items()
-                                if name != "_t") + "\r\n" for record in records).encode()
+        records = captured_events()
+        cycle = b"".join(wire(headers) for headers in records)
         stream, model, parser = cycle * 3, CallModel(), AmiParser()
         messages = [message for start in range(0, len(stream), 4096)
                     for message in parser.feed(stream[start:start + 4096])]
