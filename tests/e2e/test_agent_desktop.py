@@ -31,8 +31,7 @@ from crm_bridge.customers import CustomerRepository
 from crm_bridge.interactions import InteractionOutcome, InteractionRecord
 from crm_bridge.logger import InteractionLogger
 from crm_bridge.phone import PhoneNormalizer
-from tests.browser import chromium, served
-from tests.conftest import ARTIFACTS
+from tests.browser import chromium, open_page, screenshot, served
 from tests.e2e.acd_support import CallCenter, agent
 from tests.e2e.conftest import WAIT, until
 
@@ -120,9 +119,7 @@ async def browser():
 
 async def desktop(browser, center: DeskCenter, agent_id: str, errors: list):
     """A logged-in, ready agent desktop in its own browser context (its own localStorage)."""
-    context = await browser.new_context(viewport={"width": 1300, "height": 900})
-    page = await context.new_page()
-    page.on("pageerror", lambda error: errors.append(error))
+    page = await open_page(browser, errors, viewport={"width": 1300, "height": 900})
     await page.goto(f"{center.url}/agent/")
     await page.fill("[name=agent_id]", agent_id)
     await page.fill("[name=password]", PASSWORD)
@@ -131,11 +128,6 @@ async def desktop(browser, center: DeskCenter, agent_id: str, errors: list):
     await page.click("#ready")
     await expect(page.locator("#state")).to_have_attribute("data-state", "available", timeout=EXPECT_MS)
     return page
-
-
-async def screenshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=ARTIFACTS / f"agent_desktop_{name}.png", full_page=True)
 
 
 async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, calls, link):
@@ -155,7 +147,7 @@ async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, cal
     await expect(first.locator("#customer-flags")).to_contain_text("VIP")
     history = await first.locator("#history tbody tr td:nth-child(5)").all_text_contents()
     assert history == ["disputed invoice", "billing address changed"]
-    await screenshot(first, "1_pop_before_answer")
+    await screenshot(first, "agent_desktop_1_pop_before_answer")
 
     await expect(first.locator("#call")).to_have_attribute("data-state", "connected", timeout=EXPECT_MS)
     call_id = await first.locator("#call-id").text_content()
@@ -168,7 +160,7 @@ async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, cal
     await expect(second.locator("#customer-name")).to_have_text("José Müller")
     await expect(second.locator("#transfer-note")).to_contain_text("Wants the premium plan; account verified")
     await expect(second.locator("dd[data-key=Account]")).to_have_text("12345")
-    await screenshot(second, "2_transfer_pop")
+    await screenshot(second, "agent_desktop_2_transfer_pop")
     await expect(first.locator("#complete")).to_be_enabled(timeout=EXPECT_MS)  # a2 answered the consultation
     await first.click("#complete")
     await expect(second.locator("#call")).to_have_attribute("data-state", "connected", timeout=EXPECT_MS)
@@ -177,7 +169,7 @@ async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, cal
     # a1 wraps up; then tries to hang up the call it no longer has.
     await first.select_option("#disposition", "upgrade")
     await first.fill("#wrapup-notes", "Wants the premium plan; account verified")
-    await screenshot(first, "3_wrap_up")
+    await screenshot(first, "agent_desktop_3_wrap_up")
     await first.click("#end-wrapup")
     await expect(first.locator("#wrapup")).to_be_hidden(timeout=EXPECT_MS)
     refused = await first.evaluate("id => window.desk.send('hangup', {call_id: id})", call_id)
@@ -190,7 +182,7 @@ async def test_pop_attended_transfer_and_wrap_up_end_to_end(center, browser, cal
     await expect(second.locator("body")).to_have_attribute("data-connection", "open", timeout=EXPECT_MS)
     await expect(second.locator("#call")).to_have_attribute("data-state", "connected")
     await expect(second.locator("#customer-name")).to_have_text("José Müller")
-    await screenshot(second, "4_after_reconnect")
+    await screenshot(second, "agent_desktop_4_after_reconnect")
 
     await second.click("#hangup")
     await expect(second.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
@@ -261,7 +253,7 @@ async def _hold_consult_cancel_blind_transfer_then_dial(center, browser, calls, 
     await expect(first.locator("#state")).to_contain_text("outbound")
     outbound_id = await first.locator("#call-id").text_content()
     await until(lambda: customer_phone.answered() == 1)
-    await screenshot(first, "5_click_to_dial")
+    await screenshot(first, "agent_desktop_5_click_to_dial")
     await first.click("#hangup")
     await expect(first.locator("#wrapup")).to_be_visible(timeout=EXPECT_MS)
     await first.select_option("#disposition", "upgrade")

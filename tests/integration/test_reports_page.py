@@ -3,7 +3,6 @@
 import pytest
 
 from tests import browser
-from tests.conftest import ARTIFACTS
 from tests.integration.crm_support import database_fixture  # noqa: F401
 from tests.integration.test_reports import SALES_BY_15_MINUTES, seed, start_app
 
@@ -21,9 +20,8 @@ async def served(database):
 async def page(served):
     errors = []
     async with browser.chromium() as chromium:
-        context = await chromium.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page = await context.new_page()
-        page.on("pageerror", lambda error: errors.append(error))
+        page = await browser.open_page(chromium, errors, viewport={"width": 1400, "height": 1000},
+                                       accept_downloads=True)
         yield page
     assert not errors, errors  # a script error the assertions above did not notice
 
@@ -83,8 +81,7 @@ async def test_chart_table_and_csv_of_a_day_by_15_minutes(served, page):
     lines = (await download.path()).read_text().splitlines()
     assert lines[0].startswith("bucket,queue,offered,") and len(lines) == 1 + len(SALES_BY_15_MINUTES)
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=ARTIFACTS / "reports_page.png", full_page=True)
+    await browser.screenshot(page, "reports_page")
 
 
 async def test_agent_report_and_a_refused_token(served, page):

@@ -13,7 +13,6 @@ import pytest
 from acd import AgentNotReady, AgentReady, CallArrived, Offer, OfferAccepted
 from cti.http import supervisor_api
 from tests import browser
-from tests.conftest import ARTIFACTS
 from tests.integration.crm_support import database_fixture  # noqa: F401
 from tests.integration.supervision_support import log_in, ready, supervised_app
 
@@ -38,10 +37,8 @@ async def served(database):
 async def page(served):
     errors = []
     async with browser.chromium() as chromium:
-        context = await chromium.new_context(viewport={"width": 1500, "height": 1000})
-        page = await context.new_page()
+        page = await browser.open_page(chromium, errors, viewport={"width": 1500, "height": 1000})
         page.set_default_timeout(LIMIT_MS)
-        page.on("pageerror", lambda error: errors.append(error))
         await page.add_init_script(f"localStorage.setItem('cti.token', {served.tokens['supervisor']!r})")
         response = await page.goto(f"{served.base}/supervisor/")
         assert response.status == 200  # the page itself needs no token
@@ -49,11 +46,6 @@ async def page(served):
         await page.wait_for_selector("#agents tr[data-agent='1003']")
         yield page
     assert not errors, errors  # a script error the assertions did not notice
-
-
-async def screenshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=ARTIFACTS / f"supervisor_{name}.png", full_page=True)
 
 
 def agent_cell(page, agent_id: str, key: str):
@@ -81,7 +73,7 @@ async def test_a_waiting_call_appears_its_wait_grows_and_it_leaves_when_answered
     }""", arg=first)
     # It grew in the page, from the call's `since`, without a frame per second.
     assert served.app[supervisor_api.FANOUT].frames_sent == frames_before
-    await screenshot(page, "waiting_call")
+    await browser.screenshot(page, "supervisor_waiting_call")
 
     ready(served.acd, "1001")  # offered at once: it rings Alice
     await page.wait_for_selector("#calls tr[data-call='c1'] td[data-key=state]:text-is('offered')")
@@ -94,7 +86,7 @@ async def test_a_waiting_call_appears_its_wait_grows_and_it_leaves_when_answered
     support = page.locator("#queues tr[data-queue=support]")
     assert await support.locator("td[data-key=answered_today]").text_content() == "1"
     assert await support.locator("span[data-state=on_call]").text_content() == "1 on call"
-    await screenshot(page, "call_answered")
+    await browser.screenshot(page, "supervisor_call_answered")
 
 
 async def test_an_agents_state_change_shows_up_and_the_page_reconnects(served, page):
@@ -114,7 +106,7 @@ async def test_an_agents_state_change_shows_up_and_the_page_reconnects(served, p
     await page.click("#agents tr[data-agent='1002'] button[data-action=not-ready]")  # forced from the page
     await page.wait_for_selector("#agents tr[data-agent='1002'] td[data-key=reason]:text-is('supervisor')")
     assert served.acd.engine.agent_state("1002") == "not_ready"
-    await screenshot(page, "agent_states")
+    await browser.screenshot(page, "supervisor_agent_states")
 
 
 async def test_a_skill_change_made_on_the_page_changes_the_next_routing_decision(served, page):
@@ -122,7 +114,7 @@ async def test_a_skill_change_made_on_the_page_changes_the_next_routing_decision
     await page.click("#agents tr[data-agent='1001'] button[data-action=skills]")
     assert await page.input_value("#skills-input") == "support=80"
     await page.fill("#skills-input", "sales=40, billing=70")
-    await screenshot(page, "skills_dialog")
+    await browser.screenshot(page, "supervisor_skills_dialog")
     await page.click("#skills-save")
     await page.wait_for_selector("#status:text-is('skills of 1001: done')")
     await page.wait_for_selector("#agents tr[data-agent='1001'] td[data-key=skills]:text-is('sales=40, billing=70')")
@@ -131,7 +123,7 @@ async def test_a_skill_change_made_on_the_page_changes_the_next_routing_decision
     assert [(offer.call_id, offer.agent_id) for offer in served.offers] == [("c1", "1002")]
     await page.wait_for_selector("#agents tr[data-agent='1002'] td[data-key=call]:text-is('c1')")
     assert await agent_cell(page, "1001", "state").text_content() == "available"
-    await screenshot(page, "skills_changed")
+    await browser.screenshot(page, "supervisor_skills_changed")
 
 
 async def test_moving_a_call_raising_its_priority_and_thresholds(served, page):
@@ -160,4 +152,4 @@ async def test_moving_a_call_raising_its_priority_and_thresholds(served, page):
     served.acd.submit(OfferAccepted("c2", "1003"))
     await page.wait_for_selector("#queues tr[data-queue=vip] td[data-key=sl_recent].bad")
     assert await page.text_content("#queues tr[data-queue=vip] td[data-key=sl_recent]") == "0.0 %"
-    await screenshot(page, "thresholds")
+    await browser.screenshot(page, "supervisor_thresholds")
