@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ PACKAGES = ("asterisk", "asterisk-core-sounds-en", "asterisk-core-sounds-en-gsm"
 RECIPE_VERSION = "1"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ASTERISK = "/usr/sbin/asterisk"
+# astrundir is /var/run/asterisk, and sid's var/run is a link to an absolute /run: from the
+# host, the root's own run/ is the way in.
+CONTROL_SOCKET = "run/asterisk/asterisk.ctl"
 
 
 class LabError(RuntimeError):
@@ -112,6 +116,7 @@ class Lab:
         """Set up if needed, write the configs, start Asterisk and wait until FullyBooted."""
         self.setup()
         self.stop()
+        self._wait_control_socket_free()
         self._install_configs()
         with self.console_log.open("ab") as output:
             process = subprocess.Popen(
@@ -125,19 +130,32 @@ class Lab:
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the Asterisk named by the PID file (never by process name)."""
         pid = self._live_pid()
-        if pid is None:
-            self.pidfile.unlink(missing_ok=True)
-            return
-        os.kill(pid, signal.SIGTERM)
-        if not _wait_exit(pid, timeout):
-            log.warning("lab.kill", pid=pid, reason=f"still running {timeout:g} s after SIGTERM")
-            os.kill(pid, signal.SIGKILL)
-            _wait_exit(pid, 5.0)
-        if self._process and self._process.pid == pid:
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_exit(pid, timeout):
+                log.warning("lab.kill", pid=pid, reason=f"still running {timeout:g} s after SIGTERM")
+                os.kill(pid, signal.SIGKILL)
+                _wait_exit(pid, 5.0)
+            log.info("lab.stopped", pid=pid)
+        self._reap()
+        self.pidfile.unlink(missing_ok=True)
+
+    def _reap(self) -> None:
+        # Also after a kill from outside: a dead child is reaped only once all its threads are
+        # gone, and until then they may still hold the AMI port and the control socket.
+        if self._process is not None:
             self._process.wait(5.0)
             self._process = None
-        self.pidfile.unlink(missing_ok=True)
-        log.info("lab.stopped", pid=pid)
+
+    def _wait_control_socket_free(self, timeout: float = 10.0) -> None:
+        # A new Asterisk that finds the control socket answering exits "already running", and
+        # `asterisk -rx` would talk to the old one: so none may be listening before we start.
+        control = self.root / CONTROL_SOCKET
+        deadline = time.monotonic() + timeout
+        while _accepts_connections(control):
+            if time.monotonic() > deadline:
+                raise LabError(f"another Asterisk still answers on {control}; stop it first")
+            time.sleep(0.05)
 
     def status(self) -> LabStatus:
         pid = self._live_pid()
@@ -160,8 +178,10 @@ class Lab:
             if process.poll() is not None:
                 raise LabError(f"Asterisk exited with code {process.returncode}; see {self.console_log}")
             with contextlib.suppress(LabError, subprocess.TimeoutExpired):
-                self.cli("core waitfullybooted", timeout=5)
-                return
+                # `asterisk -rx` exits 0 even when the Asterisk it reached went away before
+                # answering: only this line says the boot finished.
+                if "Asterisk has fully booted." in self.cli("core waitfullybooted", timeout=5):
+                    return
             time.sleep(0.1)
         self.stop()
         raise LabError(f"Asterisk did not reach FullyBooted within {timeout:g} s; see {self.console_log}")
@@ -181,7 +201,7 @@ class Lab:
             (etc / source.name).write_text(_render(source.read_text(), values))
         for source in sorted((PROJECT_ROOT / "dialplans").glob("*.conf")):
             shutil.copyfile(source, etc / "cti-dialplans" / source.name)
-        for folder in ("var/run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk"):
+        for folder in ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
 
     def _live_pid(self) -> int | None:
@@ -249,14 +269,26 @@ def _run(argv: list[str], what: str) -> None:
 def _wait_exit(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+        if _has_exited(pid):
             return True
         time.sleep(0.05)
     return False
 
 
-def _is_zombie(pid: int) -> bool:
+def _has_exited(pid: int) -> bool:
+    # A killed leader turns zombie before its other threads are gone, and they keep its
+    # sockets open: it has exited once it is a zombie with no thread left but itself.
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+        zombie = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+        return zombie and len(list(Path(f"/proc/{pid}/task").iterdir())) <= 1
     except (OSError, IndexError):
         return True
+
+
+def _accepts_connections(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
