@@ -25,7 +25,9 @@ keeps growing. Within one queue the order is plain (priority, arrival time).
 Deadlines (ring timeouts, wrap-up ends, overflow steps, max waits, announcements, callback
 retries) live in one heap, one live entry per agent or call. ``handle`` fires every deadline due
 by ``now`` before applying the event (a ring that timed out at 15 s has timed out even if the
-answer is reported at 15.2 s), and again after it.
+answer is reported at 15.2 s), and again after it. An event refused with AcdError changes
+nothing itself, but the deadlines fired before it did: their decisions come out of the next
+``handle`` call, which ``next_deadline`` asks for at once.
 
 Queue settings can change live (UpdateQueue): the plans are rebuilt from the new set of settings,
 and the calls and agents are filed into the new routing classes as if they had always been
@@ -175,6 +177,7 @@ class AcdEngine:
         self._call_seq = 0
         self._offer_seq = 0
         self._out: list[Decision] = []
+        self._carried: list[Decision] = []
         self._handlers: dict[type, Callable] = {
             AgentLogin: self._on_login, AgentLogout: self._on_logout, AgentReady: self._on_ready,
             AgentNotReady: self._on_not_ready, AgentDeviceBusy: self._on_device_busy,
@@ -195,19 +198,22 @@ class AcdEngine:
         handler = self._handlers.get(type(event))
         if handler is None:
             raise AcdError(f"not an ACD event: {event!r}")
-        if isinstance(event, UpdateQueue):
-            # Refused here, before the deadlines due fire: their decisions would be lost with the error.
-            self.check_queue(event.settings)
         self._now = now
-        self._out = []
+        self._out, self._carried = self._carried, []
         self._check_day()
         self._fire_due_deadlines()
-        handler(event)
+        try:
+            handler(event)
+        except AcdError:
+            # The deadlines that fired have changed state already: their decisions must not be
+            # lost with the refused event, so the next call returns them (next_deadline: now).
+            self._carried = self._out
+            raise
         self._fire_due_deadlines()
         return self._out
 
     def next_deadline(self) -> float | None:
-        return self._deadlines.next()
+        return self._now if self._carried else self._deadlines.next()
 
     def check_queue(self, settings: QueueSettings) -> None:
         """Raise AcdError if UpdateQueue(settings) would be refused; changes nothing."""

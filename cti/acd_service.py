@@ -53,11 +53,14 @@ class AcdService:
 
     def submit(self, event: Event) -> list[Decision]:
         """Hand ``event`` to the engine now and carry its decisions out. AcdError reaches the caller."""
-        decisions = self.engine.handle(event, self.clock())
+        try:
+            decisions = self.engine.handle(event, self.clock())
+        finally:
+            # Armed even when the event is refused: the engine may hold decisions for at once.
+            self._arm_timer()
         for decision in decisions:
             self._deliver(decision)
         self._notify(self._watchers, event)
-        self._arm_timer()
         return decisions
 
     def update_queue(self, queue: QueueSettings) -> list[Decision]:

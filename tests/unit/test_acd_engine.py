@@ -119,6 +119,21 @@ def test_ring_timeout_makes_the_agent_not_ready_and_the_next_free_agent_rings_at
                          Offer("c1", "a2", "PJSIP/a2", 15, "sales", 15.0, {})]
 
 
+
+def test_a_refused_event_does_not_lose_what_the_deadlines_due_before_it_decided():
+    acd = Acd(queues=[queue(ring_timeout=15)], agents=[agent("a1"), agent("a2")])
+    acd.ready(0, "a1")
+    acd.ready(1, "a2")
+    acd.at(10, CallArrived("c1", "sales"))
+    with pytest.raises(AcdError, match="no agent 'ghost'"):
+        acd.engine.handle(AgentReady("ghost"), 25)
+    assert acd.engine.next_deadline() == 25
+    assert acd.engine.handle(Tick(), 25) == [CancelOffer("c1", "a1"),
+                                             AgentStateChanged("a1", AgentState.NOT_READY, "no answer", 25),
+                                             AgentStateChanged("a2", AgentState.RESERVED, "", 25),
+                                             Offer("c1", "a2", "PJSIP/a2", 15, "sales", 15.0, {})]
+    assert acd.engine.next_deadline() == 40
+
 def test_an_unanswered_call_returns_to_the_head_of_its_queue():
     acd = Acd(agents=[agent("a1"), agent("a2")])
     acd.ready(0, "a1")

@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from acd import (AgentLogin, AgentReady, AgentState, AgentStateChanged, CallArrived, CallCompleted, CallEnded,
-                 Offer, OfferAccepted)
+from acd import (AcdError, AgentLogin, AgentReady, AgentState, AgentStateChanged, CallArrived, CallCompleted,
+                 CallEnded, Offer, OfferAccepted)
 from acd.config import AcdDefinitions, AgentDefinition
 from acd.model import QueueSettings
 from cti.acd_service import AcdService
@@ -67,6 +67,23 @@ async def test_the_engine_deadline_fires_on_the_event_loop_without_any_event():
     assert any(isinstance(d, AgentStateChanged) and d.agent_id == "a1" and d.reason == "no answer" for d in heard)
     acd.close()
 
+
+
+async def test_a_refused_event_still_lets_the_deadlines_due_before_it_act_at_once():
+    clock = Clock()
+    acd = service(clock=clock)
+    heard = []
+    acd.listen(heard.append)
+    for event in (AgentLogin("a1"), AgentReady("a1"), CallArrived("pbx:1", "support")):
+        acd.submit(event)
+    clock.now += 20  # past the ring timeout; the timer has not run yet
+    with pytest.raises(AcdError, match="no agent 'ghost'"):
+        acd.submit(AgentReady("ghost"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert AgentStateChanged("a1", AgentState.NOT_READY, "no answer", clock.now) in heard
+    assert acd.engine.waiting_calls("support") == ["pbx:1"]
+    acd.close()
 
 async def test_a_watched_device_in_use_keeps_its_agent_from_offers():
     acd = service()

@@ -9,15 +9,18 @@ import pytest
 from acd.events import (
     AgentLogin,
     AgentReady,
+    AgentStateChanged,
     Announce,
     CallArrived,
     CallCompleted,
     CallEnded,
+    CancelOffer,
     FinalAction,
     Offer,
     OfferAccepted,
     OfferFailed,
     Overflowed,
+    Tick,
     UpdateQueue,
 )
 from acd.model import AcdError, AgentState, Disposition, DispositionKind, OverflowStep, Strategy
@@ -201,9 +204,13 @@ def test_bad_settings_are_refused_and_change_nothing(settings, message):
     acd.at(0, AgentLogin("a2"))
     acd.at(0, CallArrived("c1", "sales"), CallArrived("c2", "support"))
     with pytest.raises(AcdError, match=message):
-        acd.engine.handle(UpdateQueue(settings), 20)  # the ring of c1 timed out at 15: not fired
-    assert acd.engine.next_deadline() == 15 and acd.engine.agent_call("a1") == "c1"
+        acd.engine.handle(UpdateQueue(settings), 20)
+    # The ring of c1 timed out at 15 all the same: its decisions come with the next call, at once.
+    assert acd.engine.next_deadline() == 20
+    assert acd.engine.handle(Tick(), 20)[:2] == [CancelOffer("c1", "a1"),
+                                                AgentStateChanged("a1", AgentState.NOT_READY, "no answer", 20)]
     assert acd.engine.waiting_calls("support") == ["c2"]
+    assert acd.engine.waiting_calls("sales") == ["c1"]
 
 
 def test_settings_given_as_configuration_strings_are_normalized():
