@@ -740,7 +740,9 @@ class AcdEngine:
     def _on_update_queue(self, event: UpdateQueue) -> None:
         plans = self._plans_with(event.settings)
         for plan in plans.values():
-            plan.handle_time = self._plans[plan.name].handle_time  # what was learnt stays
+            # What was learnt stays; a queue that has learnt nothing yet takes a new initial value.
+            if self._plans[plan.name].handle_time.learnt:
+                plan.handle_time = self._plans[plan.name].handle_time
         # The old classes are dropped whole: nothing is filed out of them one by one.
         waiting = [call for call in self._calls.values() if call.state is CallState.WAITING]
         self._plans, self._index = plans, RoutingIndex(list(plans.values()))

@@ -33,9 +33,11 @@ class HandleTimeAverage:
 
     def __init__(self, initial_seconds: float) -> None:
         self.seconds = initial_seconds
+        self.learnt = False  # still the configured initial value
 
     def add(self, handle_seconds: float, smoothing: float) -> None:
         self.seconds += smoothing * (handle_seconds - self.seconds)
+        self.learnt = True
 
 
 def expected_wait(position: int, idle: int, busy_elapsed: list[float], aht: float) -> float | None:

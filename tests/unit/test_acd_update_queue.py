@@ -171,6 +171,16 @@ def test_a_new_strategy_picks_among_the_free_agents_at_once():
     assert offered(acd.at(2, CallArrived("c1", "sales"))) == [("c1", "expert")]
 
 
+
+def test_a_queue_that_has_learnt_no_handle_time_takes_a_new_initial_value():
+    acd = Acd(queues=[queue(initial_aht_seconds=100)])
+    acd.ready(0, "a1")
+    acd.at(0, CallArrived("c1", "sales"), OfferAccepted("c1", "a1"))  # talking, not yet handled
+    acd.at(10, Tick())
+    assert acd.engine.queue_snapshot("sales", 10).expected_wait == 90
+    acd.at(10, UpdateQueue(queue(initial_aht_seconds=400)))
+    assert acd.engine.queue_snapshot("sales", 10).expected_wait == 390
+
 def test_the_learnt_handle_time_and_the_statistics_are_kept_and_new_thresholds_count_from_now():
     acd = Acd(queues=[queue(initial_aht_seconds=100)])
     acd.ready(0, "a1")
