@@ -64,6 +64,7 @@ from acd.model import (
     Strategy,
 )
 from acd.skills import MAX_LEVEL, MIN_LEVEL, AtLeast, SkillExpr, SkillExpressionError, parse_skills
+from ivr.calendar import calendar_from_table
 
 # Queue names and agent ids travel in URLs, dial plans and logs: keep them plain.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -338,6 +339,16 @@ def _skill_levels(value: object) -> dict[str, int]:
     return dict(value)
 
 
+def _calendar(value: object) -> dict[str, Any]:
+    """Opening hours in an IVR flow's calendar shape, kept as written (see ivr.calendar)."""
+    if not isinstance(value, dict):
+        raise _expected("a table of timezone, hours and holidays", value)
+    _, problems = calendar_from_table(value, "calendar")
+    if problems:
+        raise _Invalid("; ".join(problems))
+    return value
+
+
 def _tier_priorities(value: object) -> dict[str, int]:
     if not isinstance(value, dict):
         raise _expected("a table of tier = priority", value)
@@ -450,7 +461,10 @@ _QUEUE_VALUES: Mapping[str, Callable[[object], Any]] = {
     "short_abandon_seconds": _non_negative,
     "initial_aht_seconds": _positive,
     "survey_flow": _text,
+    "calendar": _optional(_calendar),
 }
+# A call to a closed queue never joined it: it can only be told, or sent on.
+_CLOSED_KINDS = (DispositionKind.MESSAGE_HANGUP, DispositionKind.VOICEMAIL, DispositionKind.EXTERNAL)
 _CALLBACK_VALUES: Mapping[str, Callable[[object], Any]] = {
     "retry_after_busy": _positive, "retry_after_no_answer": _positive, "retry_after_failed": _positive,
     "max_attempts": _integer(1),
@@ -465,8 +479,12 @@ def _queue(name: str, body: object, path: str, problems: list[str]) -> QueueSett
     found_before = len(problems)
     table = _Table(body, path, problems, _fields(QueueSettings, "name"))
     values = table.read_all(_QUEUE_VALUES, required=("skills",))
-    if "final_action" in table.values:
-        values["final_action"] = _final_action(table.child("final_action", _fields(Disposition)))
+    for key in ("final_action", "closed_action"):
+        if key in table.values:
+            values[key] = _final_action(table.child(key, _fields(Disposition)))
+    if "closed_action" in values and values["closed_action"].kind not in _CLOSED_KINDS:
+        table.problem("closed_action", f"kind: expected one of {', '.join(_CLOSED_KINDS)}, "
+                                       f"got {values['closed_action'].kind.value!r}")
     if "callback" in table.values:
         callback = table.child("callback", _fields(CallbackPolicy))
         values["callback"] = CallbackPolicy(**callback.read_all(_CALLBACK_VALUES))

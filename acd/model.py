@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class AcdError(Exception):
@@ -116,6 +117,14 @@ class QueueSettings:
     # IVR flow the caller is sent into when the agent hangs up first ("": none). Not used by
     # the engine; carried here because it is a queue's setting like the others.
     survey_flow: str = ""
+    # Opening hours, as an IVR flow writes a calendar (timezone, hours, holidays; see
+    # ivr.calendar). None: always open. The engine asks AcdSettings.is_open, which the glue
+    # answers from this, so a closed queue refuses new calls with PreQueueRejected "closed";
+    # calls already waiting are still served.
+    calendar: Mapping[str, Any] | None = None
+    # Where a call to the closed queue goes: message_hangup, voicemail or external only (the
+    # call never joined the queue, so it cannot wait elsewhere or keep a place as a callback).
+    closed_action: Disposition = Disposition(DispositionKind.MESSAGE_HANGUP)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import structlog
 
 from acd import (AcdEngine, AcdError, AgentDeviceBusy, AgentDeviceFree, Decision, Event, OfferAccepted,
                  QueueSettings, Tick, UpdateQueue)
 from acd.config import AcdDefinitions
+from ivr.calendar import BusinessCalendar, calendar_from_table
 from cti.callmodel.events import CallBridged, DeviceStateChanged
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,8 @@ class AcdService:
         self.wall_clock = wall_clock
         self._today = (0.0, 0.0)  # epoch seconds: this local day's start and the next one's
         self._midnight_on_engine_clock = 0.0
-        self.engine = AcdEngine(definitions.settings(day_start=self._day_start))
+        self._calendars = {queue.name: _calendar(queue) for queue in definitions.queues}
+        self.engine = AcdEngine(definitions.settings(day_start=self._day_start, is_open=self._is_open))
         self._inboxes: dict[str, asyncio.Queue[object]] = {}
         self._listeners: list[Listener] = []
         self._watchers: list[Watcher] = []
@@ -68,6 +70,7 @@ class AcdService:
         then the definitions' that lookups read. Only that queue is replaced in them: the rest
         must stay what the engine runs, even if the store has more."""
         decisions = self.submit(UpdateQueue(queue))
+        self._calendars[queue.name] = _calendar(queue)
         self.definitions = dataclasses.replace(self.definitions, queues=tuple(
             queue if known.name == queue.name else known for known in self.definitions.queues))
         return decisions
@@ -78,6 +81,10 @@ class AcdService:
     def wall_time(self, monotonic: float) -> float:
         """Epoch seconds of an engine time (engine times are monotonic)."""
         return self.wall_clock() - (self.clock() - monotonic)
+
+    def _is_open(self, queue: str, now: float) -> bool:
+        calendar = self._calendars.get(queue)
+        return calendar is None or calendar.is_open(datetime.fromtimestamp(self.wall_time(now), timezone.utc))
 
     def _day_start(self, now: float) -> float:
         """Local midnight on the engine's clock, for "today" figures. Kept for the whole day: the
@@ -198,3 +205,8 @@ class AcdService:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _calendar(queue: QueueSettings) -> BusinessCalendar | None:
+    # Checked when the definitions were read: the problems are known to be none here.
+    return None if queue.calendar is None else calendar_from_table(queue.calendar, queue.name)[0]

@@ -334,8 +334,8 @@ class QueuedCall:
 
     # --- the wait ends without an agent ---
 
-    async def _final_action(self, action: FinalAction) -> None:
-        self.ticket.final_action = f"{action.kind}:{action.target}"
+    async def _final_action(self, action: FinalAction, why: str = "") -> None:
+        self.ticket.final_action = f"{why}{action.kind}:{action.target}"
         if action.kind not in (DispositionKind.QUEUE, DispositionKind.CALLBACK):
             self.ticket.left_queue_at = self.acd.wall_clock()
         if action.kind is DispositionKind.QUEUE:
@@ -357,6 +357,9 @@ class QueuedCall:
         # CALLBACK: the engine's CallEnded(callback) follows; _callback_booked tells the caller.
 
     async def _rejected(self, rejected: PreQueueRejected) -> None:
+        if rejected.reason == "closed":
+            closed = self.acd.definitions.queue(rejected.queue).closed_action
+            await self._final_action(FinalAction(self.call_id, closed.kind, closed.target), why="closed:")
         self.ticket.final_action = f"rejected:{rejected.reason}"
         self.ticket.left_queue_at = self.acd.wall_clock()
         if rejected.reason == "ewt_too_high" and self.agi.caller_number:

@@ -18,11 +18,12 @@ cannot cross midnight, write it as two ("fri" = "22:00-24:00", "sat" = "00:00-06
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ivr.reader import TableReader
+from ivr.reader import Problem, Report, SourceMap, TableReader
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -49,6 +50,13 @@ class BusinessCalendar:
         local = now.astimezone(self.timezone)
         minute = local.hour * 60 + local.minute
         return any(start <= minute < end for start, end in self.weekly[local.weekday()])
+
+
+def calendar_from_table(table: Mapping[str, object], label: str) -> tuple[BusinessCalendar, list[str]]:
+    """A calendar from its table alone (not in a flow file), with its problems' messages."""
+    problems: list[Problem] = []
+    calendar = read_calendar(TableReader(table, (), Report("", SourceMap(""), problems), label))
+    return calendar, [problem.message for problem in problems]
 
 
 def read_calendar(reader: TableReader) -> BusinessCalendar:

@@ -203,6 +203,30 @@ async def test_the_external_final_action_puts_the_caller_through_to_the_outside_
     assert json.loads(row["data"])["acd"]["final_action"] == "external:2125550199"
 
 
+
+async def test_a_closed_queue_sends_callers_to_its_closed_action_until_it_opens(lab, link, center, phones, calls):
+    inbox = lab.root / "var/spool/asterisk/voicemail/default/operator/INBOX"
+    before = set(inbox.glob("msg*.txt")) if inbox.exists() else set()
+    # A calendar with no opening hours at all: closed whatever the day and time of the run.
+    closed = dataclasses.replace(SUPPORT, calendar={"timezone": "UTC"},
+                                 closed_action=Disposition(DispositionKind.VOICEMAIL, "operator@default"))
+    agent_phone = phones()
+    cc = await center(queues=(closed,), agents=(agent("a1", agent_phone, support=80),))
+    ready(cc.acd, "a1")  # a free agent, yet the closed queue offers nothing
+    caller = calls("Caller", "2125550175", hold_ms=14000)
+    call = await started_call(link, "2125550175")
+    await until(lambda: caller.poll() is not None, timeout=30)  # the caller speaks, then hangs up
+    row = await cc.interaction(call.call_id.partition(":")[2])
+    assert row["outcome"] == "voicemail" and row["agents"] == []
+    assert json.loads(row["data"])["acd"]["final_action"] == "closed:voicemail:operator@default"
+    await until(lambda: set(inbox.glob("msg*.txt")) - before, timeout=10)
+    assert agent_phone.answered() == 0 and not [d for _, d in cc.decisions if isinstance(d, Offer)]
+    cc.acd.update_queue(dataclasses.replace(closed, calendar=None))  # opened live by a supervisor
+    calls("Caller", "2125550176", hold_ms=4000)
+    opened = await started_call(link, "2125550176")
+    _, offer = await cc.decision(lambda d: isinstance(d, Offer) and d.call_id == opened.call_id)
+    assert offer.agent_id == "a1"
+
 async def test_a_busy_callback_customer_is_retried_as_busy(link, center, phones, calls):
     # One attempt, so that its outcome is the callback's; the daemon's policy then picks the retry delay.
     queue = dataclasses.replace(SUPPORT, callback=CallbackPolicy(max_attempts=1))

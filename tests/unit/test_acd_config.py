@@ -75,8 +75,8 @@ def alice(document: dict) -> dict:
     return document["agents"]["1001"]
 
 
-QUEUE_KEYS = ("announce_every, announce_first_after, callback, ewt_limit_seconds, final_action, "
-              "initial_aht_seconds, max_wait_seconds, max_waiting, overflow, ring_timeout, "
+QUEUE_KEYS = ("announce_every, announce_first_after, calendar, callback, closed_action, ewt_limit_seconds, "
+              "final_action, initial_aht_seconds, max_wait_seconds, max_waiting, overflow, ring_timeout, "
               "service_level_seconds, short_abandon_seconds, skills, strategy, survey_flow, weight, wrap_up_seconds")
 
 ERRORS = {
@@ -176,6 +176,19 @@ ERRORS = {
     "an unknown agent key": (
         lambda d: alice(d).update(extension="1001"),
         "agents.1001.extension: unknown key (allowed: device, interface, name, skills)"),
+    "opening hours in an unknown time zone": (
+        lambda d: support(d).update(calendar={"timezone": "Mars/Olympus", "hours": {"mon-fri": "08:00-18:00"}}),
+        "queues.support.calendar: calendar: unknown time zone 'Mars/Olympus'"),
+    "opening hours that cross midnight": (
+        lambda d: support(d).update(calendar={"timezone": "UTC", "hours": {"fri": "22:00-02:00"}}),
+        "queues.support.calendar: calendar hours: '22:00-02:00' is not an opening range like '08:00-18:00' "
+        "within one day"),
+    "opening hours that are no table": (
+        lambda d: support(d).update(calendar="9 to 5"),
+        "queues.support.calendar: expected a table of timezone, hours and holidays, got '9 to 5'"),
+    "a closed queue's action that would keep the caller waiting": (
+        lambda d: support(d).update(closed_action={"kind": "queue", "target": "sales"}),
+        "queues.support.closed_action: kind: expected one of message_hangup, voicemail, external, got 'queue'"),
     "a tier priority that is no integer": (
         lambda d: d.update(tiers={"gold": "high"}),
         "tiers.gold: expected an integer, got 'high'"),
@@ -244,6 +257,22 @@ def test_definitions_survive_a_round_trip_through_json():
     definitions = load_acd_file(EXAMPLE)
     assert parse_acd(json.loads(json.dumps(definitions_to_dict(definitions))), "db") == definitions
 
+
+def test_opening_hours_are_kept_as_written_and_survive_the_round_trip():
+    calendar = {"timezone": "Europe/Paris", "holidays": ["12-25"], "hours": {"mon-fri": "08:00-18:00"}}
+    queue = parse_queue("support", {"skills": "support", "calendar": calendar,
+                                    "closed_action": {"kind": "voicemail", "target": "support@default"}}, "request")
+    assert queue.calendar == calendar
+    assert queue.closed_action == Disposition(DispositionKind.VOICEMAIL, "support@default")
+    assert parse_queue("support", json.loads(json.dumps(queue_to_dict(queue))), "db") == queue
+
+
+def test_the_example_files_commented_opening_hours_are_valid():
+    """config/acd.toml shows opening hours commented out (a demo must not close at night)."""
+    text = EXAMPLE.read_text().replace("# calendar = ", "calendar = ").replace("# closed_action = ", "closed_action = ")
+    sales = parse_acd(tomllib.loads(text), "acd.toml").queue("sales")
+    assert sales.calendar["hours"]["mon-fri"] == "08:00-20:00"
+    assert sales.closed_action.kind is DispositionKind.VOICEMAIL
 
 def test_queue_to_dict_is_the_file_format_with_unset_options_left_out():
     queue = QueueSettings("sales", "sales", strategy=Strategy.MOST_SKILLED,

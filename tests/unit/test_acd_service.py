@@ -6,11 +6,13 @@ No Asterisk here: the AMI side is the call model's typed bus events, built by ha
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from datetime import datetime, timezone
 
 import pytest
 
 from acd import (AcdError, AgentLogin, AgentReady, AgentState, AgentStateChanged, CallArrived, CallCompleted,
-                 CallEnded, Offer, OfferAccepted)
+                 CallEnded, Offer, OfferAccepted, PreQueueRejected)
 from acd.config import AcdDefinitions, AgentDefinition
 from acd.model import QueueSettings
 from cti.acd_service import AcdService
@@ -146,3 +148,24 @@ async def test_a_completed_call_frees_the_agent_and_ends_the_call():
         acd.submit(event)
     assert any(isinstance(d, CallEnded) and d.outcome == "completed" for d in heard)
     assert acd.engine.agent_state("a1") is AgentState.AVAILABLE
+
+
+async def test_a_queue_with_opening_hours_refuses_calls_while_closed_and_takes_them_once_opened():
+    office = {"timezone": "Europe/Paris", "hours": {"mon-fri": "08:00-18:00"}}
+    # Monday 2026-11-23 07:30 in Paris (06:30 UTC): half an hour before opening.
+    wall = {"now": datetime(2026, 11, 23, 6, 30, tzinfo=timezone.utc).timestamp()}
+    clock = Clock()
+    definitions = AcdDefinitions((QueueSettings("support", "support", calendar=office),),
+                                 (AgentDefinition("a1", "A", "PJSIP/1001", skills={"support": 50}),))
+    acd = AcdService(definitions, clock=clock, wall_clock=lambda: wall["now"])
+    heard = []
+    acd.listen(heard.append)
+    acd.submit(AgentLogin("a1"))
+    acd.submit(AgentReady("a1"))
+    assert acd.submit(CallArrived("pbx:1", "support"))[0] == PreQueueRejected("pbx:1", "support", "closed")
+    clock.now += 1800
+    wall["now"] += 1800  # 08:00 in Paris: open
+    assert isinstance(acd.submit(CallArrived("pbx:2", "support"))[-1], Offer)
+    acd.update_queue(dataclasses.replace(definitions.queues[0], calendar={"timezone": "UTC"}))  # never open
+    assert acd.submit(CallArrived("pbx:3", "support"))[0].reason == "closed"
+    acd.close()
