@@ -218,7 +218,7 @@ class Application:
         if self.acd_runtime is None:
             return None
         supervision = Supervision.build(self.acd, AcdStore(self.database.pool), self.calls,
-                                        self.acd_runtime.call_control)
+                                        self.acd_runtime.call_control, self.flows.flows if self.flows else ())
         self._stops.append(("supervision", supervision.close))
         return supervision
 

@@ -460,11 +460,13 @@ def agent_channel(call: Call, device: str) -> str | None:
 
 class SupervisorActions:
     def __init__(self, acd: AcdService, store: DefinitionStore, calls: CallModel | None = None,
-                 control_for: Callable[[str], CallControl | None] | None = None) -> None:
+                 control_for: Callable[[str], CallControl | None] | None = None,
+                 survey_flows: Iterable[str] = ()) -> None:
         self.acd = acd
         self.store = store
         self.calls = calls
         self.control_for = control_for
+        self.survey_flows = frozenset(survey_flows)  # the IVR flows a queue may name as its survey
 
     async def set_skills(self, agent_id: str, skills: Mapping[str, int], by: str) -> None:
         """Stored first (the change survives a restart), then the engine routes with it."""
@@ -502,9 +504,9 @@ class SupervisorActions:
             queue = parse_queue(name, body, "body")
         except AcdConfigError as error:
             raise Invalid("; ".join(error.problems), errors=_body_errors(error)) from None
-        if queue.survey_flow not in ("", current.survey_flow):
-            # The IVR flows are checked at start only: an unknown one would fail at the survey.
-            raise Invalid("a new survey flow can only be named in the ACD file", field="survey_flow")
+        if queue.survey_flow not in ("", current.survey_flow, *self.survey_flows):
+            # Checked now, not when a caller reaches the survey after a call.
+            raise Invalid(f"no IVR flow named {queue.survey_flow!r}", field="survey_flow")
         return queue
 
     def force_not_ready(self, agent_id: str, reason: str, by: str) -> str:
@@ -617,8 +619,10 @@ class Supervision:
 
     @classmethod
     def build(cls, acd: AcdService, store: DefinitionStore, calls: CallModel | None = None,
-              control_for: Callable[[str], CallControl | None] | None = None, **wallboard_options: Any) -> Supervision:
-        return cls(acd, Wallboard(acd, **wallboard_options), SupervisorActions(acd, store, calls, control_for))
+              control_for: Callable[[str], CallControl | None] | None = None, survey_flows: Iterable[str] = (),
+              **wallboard_options: Any) -> Supervision:
+        return cls(acd, Wallboard(acd, **wallboard_options),
+                   SupervisorActions(acd, store, calls, control_for, survey_flows))
 
     async def close(self) -> None:
         self.wallboard.close()

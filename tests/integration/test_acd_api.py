@@ -46,7 +46,7 @@ def channel(model: CallModel, uniqueid: str, name: str) -> None:
 async def api(database):
     calls, ami = CallModel(), RecordingAmi()
     control_for = {"pbx1": CallControl(ami)}.get
-    supervised = await supervised_app(database.pool, calls, control_for)
+    supervised = await supervised_app(database.pool, calls, control_for, survey_flows=("survey",))
     client = TestClient(TestServer(supervised.app))
     await client.start_server()
     client.acd, client.tokens, client.calls, client.ami = supervised.acd, supervised.tokens, calls, ami
@@ -267,6 +267,13 @@ async def test_a_waiting_call_is_offered_at_once_when_a_change_admits_a_free_age
     assert (await call(api, "GET", QUEUE))["service_level_seconds"] == 45
 
 
+
+async def test_a_supervisor_names_a_known_survey_flow_live_and_it_is_stored(api):
+    queue = await call(api, "GET", QUEUE + "/definition")
+    await call(api, "PUT", QUEUE, queue | {"survey_flow": "survey"})
+    assert api.acd.definitions.queue("support").survey_flow == "survey"
+    assert (await api.store.load()).queue("support").survey_flow == "survey"
+
 async def test_bad_queue_definitions_answer_422_per_key_and_nothing_changes(api):
     bad = [({"skills": "support>="}, {"skills": "not a skill requirement: expected a proficiency 1-100 after "
                                                 "'>=', found end of expression at column 10: 'support>='"}),
@@ -276,8 +283,7 @@ async def test_bad_queue_definitions_answer_422_per_key_and_nothing_changes(api)
                                                {"after_seconds": 10, "lower_thresholds": {"sales": 20}}]},
             {"overflow[1].after_seconds": "expected more than 30 (the step before), got 10",
              "overflow[1].lower_thresholds.sales": "not a skill of the queue's requirement 'support'"}),
-           ({"skills": "support", "survey_flow": "rate_us"},
-            {"survey_flow": "a new survey flow can only be named in the ACD file"})]
+           ({"skills": "support", "survey_flow": "rate_us"}, {"survey_flow": "no IVR flow named 'rate_us'"})]
     for body, errors in bad:
         assert await call(api, "PUT", QUEUE, body, status=422) == {"errors": errors}, body
     answer = await call(api, "PUT", QUEUE, {"skills": "support", "colour": "red"}, status=422)
