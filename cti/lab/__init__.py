@@ -129,7 +129,7 @@ class Lab:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the Asterisk named by the PID file (never by process name)."""
-        pid = self._live_pid()
+        pid = self.live_pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
             if not _wait_exit(pid, timeout):
@@ -158,7 +158,7 @@ class Lab:
             time.sleep(0.05)
 
     def status(self) -> LabStatus:
-        pid = self._live_pid()
+        pid = self.live_pid()
         if pid is None:
             return LabStatus(False, None, self.root_ready(), "not running")
         answer = self.cli("core show version")
@@ -204,7 +204,8 @@ class Lab:
         for folder in ("run/asterisk", "var/log/asterisk", "var/spool/asterisk", "var/lib/asterisk"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
 
-    def _live_pid(self) -> int | None:
+    def live_pid(self) -> int | None:
+        """The PID of the Asterisk the PID file names, if it is running."""
         try:
             pid = int(self.pidfile.read_text().strip())
         except (FileNotFoundError, ValueError):

@@ -44,6 +44,16 @@ async def until(condition, timeout: float = WAIT) -> None:
             await asyncio.sleep(0.05)
 
 
+
+@pytest.fixture(autouse=True)
+def lab_running(request):
+    """A test that leaves the lab dead (a restart that failed) fails alone: the next test that
+    uses the lab starts it again before anything connects to it."""
+    if "lab" in request.fixturenames:
+        lab = request.getfixturevalue("lab")
+        if lab.live_pid() is None:
+            lab.start()
+
 @pytest.fixture
 async def link(lab, lab_config):
     """An AMI link to the lab with short liveness and reconnect settings."""
