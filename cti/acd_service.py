@@ -82,6 +82,10 @@ class AcdService:
         """Epoch seconds of an engine time (engine times are monotonic)."""
         return self.wall_clock() - (self.clock() - monotonic)
 
+    def is_open(self, queue: str) -> bool:
+        """Whether the queue takes new calls now (its opening hours; always, without any)."""
+        return self._is_open(queue, self.clock())
+
     def _is_open(self, queue: str, now: float) -> bool:
         calendar = self._calendars.get(queue)
         return calendar is None or calendar.is_open(datetime.fromtimestamp(self.wall_time(now), timezone.utc))

@@ -239,6 +239,7 @@ class Wallboard:
         by_state = {str(state): 0 for state in AgentState if state is not AgentState.LOGGED_OUT}
         return {
             "queue": name,
+            "open": self.acd.is_open(name),
             "service_level_seconds": self.acd.definitions.queue(name).service_level_seconds,
             "waiting": snapshot.waiting,
             "longest_wait": longest,

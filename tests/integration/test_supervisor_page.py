@@ -8,6 +8,8 @@ do in the daemon. What is checked is what the page shows and what its buttons ch
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from acd import AgentNotReady, AgentReady, CallArrived, Offer, OfferAccepted
@@ -153,3 +155,13 @@ async def test_moving_a_call_raising_its_priority_and_thresholds(served, page):
     await page.wait_for_selector("#queues tr[data-queue=vip] td[data-key=sl_recent].bad")
     assert await page.text_content("#queues tr[data-queue=vip] td[data-key=sl_recent]") == "0.0 %"
     await browser.screenshot(page, "supervisor_thresholds")
+
+
+async def test_a_queue_closed_by_its_opening_hours_is_marked_closed(served, page):
+    support = page.locator("#queues tr[data-queue=support] td[data-key=queue]")
+    assert await support.locator(".badge.closed").count() == 0
+    closed = dataclasses.replace(served.acd.definitions.queue("support"), calendar={"timezone": "UTC"})
+    served.acd.update_queue(closed)  # no opening hours at all: closed
+    await support.locator(".badge.closed").wait_for()
+    served.acd.update_queue(dataclasses.replace(closed, calendar=None))
+    await support.locator(".badge.closed").wait_for(state="detached")

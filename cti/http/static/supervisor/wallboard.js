@@ -63,6 +63,14 @@ function sinceCell(row, key, since, threshold = null) {
   return td;
 }
 
+function badge(kind, title) {
+  const element = document.createElement("span");
+  element.className = `badge ${kind}`;
+  element.textContent = kind;
+  element.title = title;
+  return element;
+}
+
 function button(label, action, data = {}) {
   const element = document.createElement("button");
   element.type = "button";
@@ -92,7 +100,8 @@ function renderQueues() {
     const row = body.insertRow();
     row.dataset.queue = queue.queue;
     const { recent, today } = queue;
-    cell(row, "queue", queue.queue, "text");
+    const name = cell(row, "queue", queue.queue, "text");
+    if (!queue.open) name.append(badge("closed", "closed: outside its opening hours, it takes no new calls"));
     cell(row, "waiting", String(queue.waiting));
     const longest = sinceCell(row, "longest_wait", queue.longest_wait_since, queue.service_level_seconds);
     if (queue.longest_wait_since === null) longest.textContent = "–";
@@ -129,7 +138,8 @@ function renderCalls() {
       const draft = board.drafts.get(call.call_id) || {};
       const row = body.insertRow();
       row.dataset.call = call.call_id;
-      cell(row, "queue", queue.queue, "text");
+      const name = cell(row, "queue", queue.queue, "text");
+    if (!queue.open) name.append(badge("closed", "closed: outside its opening hours, it takes no new calls"));
       cell(row, "call", call.call_id + (call.callback ? " (callback)" : ""), "text");
       cell(row, "position", String(call.position));
       cell(row, "priority", String(call.priority));
