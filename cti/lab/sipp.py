@@ -188,7 +188,7 @@ def launch(scenario: str, workdir: Path, local_port: int, extra: list[str],
         raise RuntimeError("sipp not found: apt-get install sip-tester")
     path = workdir / "scenario.xml"
     path.write_text(scenario, encoding="utf-8")
-    argv = [sipp, "-sf", str(path), "-i", "127.0.0.1", "-p", str(local_port), "-mp", str(free_media_port()),
+    argv = [sipp, "-sf", str(path), "-i", "127.0.0.1", "-p", str(local_port), "-mp", str(free_media_port(local_port)),
             "-nostdin", "-trace_err", "-error_file", str(workdir / "errors.log"), *extra]
     return subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=stderr,
                             env=os.environ | {"LC_ALL": "C.UTF-8"})
@@ -210,12 +210,17 @@ def run_call(plan: CallPlan, sip_port: int, timeout: float = 120.0) -> tuple[boo
     return process.returncode == 0, "\n".join(lines)
 
 
-def free_media_port() -> int:
-    # sipp binds RTP on the port and RTCP on port+1 (and video on +2/+3): keep them apart
-    # from other concurrent sipp instances.
+def free_media_port(sip_port: int) -> int:
+    """A block of four free UDP ports for sipp's media, apart from its own SIP port.
+
+    sipp binds RTP on the port and RTCP on port+1 (and video on +2/+3): keep them apart from
+    other concurrent sipp instances. The SIP port is not bound yet when this runs, so it looks
+    free: a block holding it made sipp fail with "Unable to bind video RTP socket".
+    """
     for _ in range(50):
         port = free_udp_port() & ~3
-        if port > 1024 and all(udp_port_free(port + offset) for offset in range(4)):
+        block = range(port, port + 4)
+        if port > 1024 and sip_port not in block and all(udp_port_free(candidate) for candidate in block):
             return port
     raise RuntimeError("no free UDP port block for sipp media")
 

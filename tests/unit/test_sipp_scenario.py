@@ -3,6 +3,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
+from cti.lab import sipp
 from cti.lab.sipp import RFC4733_HEADER, SIPP_PCAPS, CallPlan, ScenarioBuilder, rfc2833_pcap
 
 needs_pcaps = pytest.mark.skipif(not (SIPP_PCAPS / "dtmf_2833_1.pcap").is_file(),
@@ -85,3 +86,9 @@ def _rtp(pcap: bytes) -> list[dict]:
                         "event": pcap[rtp + 12], "end": bool(pcap[rtp + 13] & 0x80)})
         offset += 16 + captured
     return packets
+
+
+def test_the_media_ports_never_include_the_sip_port_that_is_not_bound_yet(monkeypatch):
+    picks = iter([40001, 40005])  # the first block, 40000-40003, holds the SIP port
+    monkeypatch.setattr(sipp, "free_udp_port", lambda: next(picks))
+    assert sipp.free_media_port(40002) == 40004
