@@ -138,8 +138,7 @@ function renderCalls() {
       const draft = board.drafts.get(call.call_id) || {};
       const row = body.insertRow();
       row.dataset.call = call.call_id;
-      const name = cell(row, "queue", queue.queue, "text");
-    if (!queue.open) name.append(badge("closed", "closed: outside its opening hours, it takes no new calls"));
+      cell(row, "queue", queue.queue, "text");
       cell(row, "call", call.call_id + (call.callback ? " (callback)" : ""), "text");
       cell(row, "position", String(call.position));
       cell(row, "priority", String(call.priority));
