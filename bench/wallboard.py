@@ -177,7 +177,8 @@ class NaiveFanout:
         self.sockets.remove(socket)
         return socket
 
-    def close(self) -> None:
+    async def close(self, _app: web.Application) -> None:
+        """On the server's shutdown: its own task stops before the server waits for handlers."""
         self._task.cancel()
 
 
@@ -195,27 +196,24 @@ async def serve_phase(name: str, args: argparse.Namespace, naive: bool) -> dict:
         peer = NaiveFanout(supervision.wallboard)
         path = "/bench/naive/ws"
         app.router.add_get(path, peer.handler)
+        app.on_shutdown.append(peer.close)
     traffic = Traffic(acd, [agent.agent_id for agent in acd.definitions.agents])
     traffic.start()
     try:
         async with served_with_clients(app, __file__, f"{path}?token={TOKEN}",
                                        "--supervisors", str(args.supervisors)) as clients:
-            try:
-                if (await clients.stdout.readline()).strip() != b"ready":
-                    sys.exit(f"wallboard: the {name} clients did not connect")
-                go = time.time()
-                achieved = await traffic.run(args.rate, args.seconds)
-                stop = time.time()
-                owed_at_stop = peer.owed if peer is not None else 0
-                drained_in = await _drain(peer, stop)
-                await asyncio.sleep(1.0)  # the last frames reach the clients (ours: within one interval)
-                clients.stdin.write(f"{go} {stop}\n".encode())
-                await clients.stdin.drain()
-                result = orjson.loads(await clients.stdout.read())  # its last line: one long JSON object
-                await clients.wait()
-            finally:
-                if peer is not None:
-                    peer.close()  # its own sockets, before the server stops
+            if (await clients.stdout.readline()).strip() != b"ready":
+                sys.exit(f"wallboard: the {name} clients did not connect")
+            go = time.time()
+            achieved = await traffic.run(args.rate, args.seconds)
+            stop = time.time()
+            owed_at_stop = peer.owed if peer is not None else 0
+            drained_in = await _drain(peer, stop)
+            await asyncio.sleep(1.0)  # the last frames reach the clients (ours: within one interval)
+            clients.stdin.write(f"{go} {stop}\n".encode())
+            await clients.stdin.drain()
+            result = orjson.loads(await clients.stdout.read())  # its last line: one long JSON object
+            await clients.wait()
     finally:
         acd.close()
     latencies = [latency_ms(since, received, traffic.lags) for since, received in result.pop("samples")]
