@@ -15,8 +15,8 @@ Each round also times our client with a no-op handler, and pure parser throughpu
 same bytes is printed too. Our parser hands events over uncut, and a message is cut into its
 headers when something first reads one (cti/ami/message.py): the call model reads the events it
 handles, and skips the others (VarSet, most of the stream) by name. So the no-op handler and
-pure parse figures cut nothing; pure parse is also given with every event cut. The last line is the summary: ours (parser + call model) /
-panoramisk (parser, no-op handler), end to end.
+pure parse figures cut nothing; pure parse is also given with every event cut. The last line
+is the summary: ours (parser + call model) / panoramisk (parser, no-op handler), end to end.
 """
 
 from __future__ import annotations
