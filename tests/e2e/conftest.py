@@ -44,7 +44,6 @@ async def until(condition, timeout: float = WAIT) -> None:
             await asyncio.sleep(0.05)
 
 
-
 @pytest.fixture(autouse=True)
 def lab_running(request):
     """A test that leaves the lab dead (a restart that failed) fails alone: the next test that
@@ -53,6 +52,7 @@ def lab_running(request):
         lab = request.getfixturevalue("lab")
         if lab.live_pid() is None:
             lab.start()
+
 
 @pytest.fixture
 async def link(lab, lab_config):

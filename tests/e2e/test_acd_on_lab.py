@@ -167,9 +167,15 @@ async def test_a_callback_keeps_the_place_and_completes_when_an_agent_is_free(li
     assert row["direction"] == "out" and row["agents"] == ["a1"]
 
 
-async def test_the_voicemail_final_action_leaves_a_message_in_the_mailbox(lab, link, center, phones, calls):
+def new_voicemails(lab):
+    """A function giving the messages left in operator@default's INBOX since this call."""
     inbox = lab.root / "var/spool/asterisk/voicemail/default/operator/INBOX"
-    before = set(inbox.glob("msg*.txt")) if inbox.exists() else set()
+    before = set(inbox.glob("msg*.txt"))  # none while the folder does not exist
+    return lambda: set(inbox.glob("msg*.txt")) - before
+
+
+async def test_the_voicemail_final_action_leaves_a_message_in_the_mailbox(lab, link, center, phones, calls):
+    left = new_voicemails(lab)
     queue = QueueSettings("support", "support>=50", max_wait_seconds=3.0,
                           final_action=Disposition(DispositionKind.VOICEMAIL, "operator@default"))
     cc = await center(queues=(queue,), agents=(agent("a1", phones(), support=80),))
@@ -181,8 +187,8 @@ async def test_the_voicemail_final_action_leaves_a_message_in_the_mailbox(lab, l
     await until(lambda: caller.poll() is not None, timeout=30)  # the caller speaks, then hangs up
     row = await cc.interaction(call.call_id.partition(":")[2])
     assert row["outcome"] == "voicemail" and row["agents"] == [] and 3.0 <= row["wait_seconds"] < 10.0
-    await until(lambda: set(inbox.glob("msg*.txt")) - before, timeout=10)
-    [message] = set(inbox.glob("msg*.txt")) - before
+    await until(left, timeout=10)
+    [message] = left()
     assert "2125550173" in message.read_text()  # the caller's number, in the message's envelope
 
 
@@ -203,10 +209,8 @@ async def test_the_external_final_action_puts_the_caller_through_to_the_outside_
     assert json.loads(row["data"])["acd"]["final_action"] == "external:2125550199"
 
 
-
 async def test_a_closed_queue_sends_callers_to_its_closed_action_until_it_opens(lab, link, center, phones, calls):
-    inbox = lab.root / "var/spool/asterisk/voicemail/default/operator/INBOX"
-    before = set(inbox.glob("msg*.txt")) if inbox.exists() else set()
+    left = new_voicemails(lab)
     # A calendar with no opening hours at all: closed whatever the day and time of the run.
     closed = dataclasses.replace(SUPPORT, calendar={"timezone": "UTC"},
                                  closed_action=Disposition(DispositionKind.VOICEMAIL, "operator@default"))
@@ -219,13 +223,14 @@ async def test_a_closed_queue_sends_callers_to_its_closed_action_until_it_opens(
     row = await cc.interaction(call.call_id.partition(":")[2])
     assert row["outcome"] == "voicemail" and row["agents"] == []
     assert json.loads(row["data"])["acd"]["final_action"] == "closed:voicemail:operator@default"
-    await until(lambda: set(inbox.glob("msg*.txt")) - before, timeout=10)
+    await until(left, timeout=10)
     assert agent_phone.answered() == 0 and not [d for _, d in cc.decisions if isinstance(d, Offer)]
     cc.acd.update_queue(dataclasses.replace(closed, calendar=None))  # opened live by a supervisor
     calls("Caller", "2125550176", hold_ms=4000)
     opened = await started_call(link, "2125550176")
     _, offer = await cc.decision(lambda d: isinstance(d, Offer) and d.call_id == opened.call_id)
     assert offer.agent_id == "a1"
+
 
 async def test_a_busy_callback_customer_is_retried_as_busy(link, center, phones, calls):
     # One attempt, so that its outcome is the callback's; the daemon's policy then picks the retry delay.
