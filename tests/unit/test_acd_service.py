@@ -22,12 +22,13 @@ from tests.unit.clock import Clock
 pytestmark = pytest.mark.unit
 
 
-def service(clock=None, ring_timeout: float = 15.0) -> AcdService:
+def service(clock=None, ring_timeout: float = 15.0, wall_clock=lambda: 1_700_000_000.0,
+            calendar: dict | None = None) -> AcdService:
     definitions = AcdDefinitions(
-        (QueueSettings("support", "support", ring_timeout=ring_timeout, wrap_up_seconds=0.0),),
+        (QueueSettings("support", "support", ring_timeout=ring_timeout, wrap_up_seconds=0.0, calendar=calendar),),
         (AgentDefinition("a1", "A", "PJSIP/1001", skills={"support": 50}),
          AgentDefinition("a2", "B", "PJSIP/1002", skills={"support": 50})))
-    return AcdService(definitions, clock=clock or Clock(), wall_clock=lambda: 1_700_000_000.0)
+    return AcdService(definitions, clock=clock or Clock(), wall_clock=wall_clock)
 
 
 def bridged(call_id: str, channels: int = 2) -> CallBridged:
@@ -153,19 +154,14 @@ async def test_a_completed_call_frees_the_agent_and_ends_the_call():
 async def test_a_queue_with_opening_hours_refuses_calls_while_closed_and_takes_them_once_opened():
     office = {"timezone": "Europe/Paris", "hours": {"mon-fri": "08:00-18:00"}}
     # Monday 2026-11-23 07:30 in Paris (06:30 UTC): half an hour before opening.
-    wall = {"now": datetime(2026, 11, 23, 6, 30, tzinfo=timezone.utc).timestamp()}
-    clock = Clock()
-    definitions = AcdDefinitions((QueueSettings("support", "support", calendar=office),),
-                                 (AgentDefinition("a1", "A", "PJSIP/1001", skills={"support": 50}),))
-    acd = AcdService(definitions, clock=clock, wall_clock=lambda: wall["now"])
-    heard = []
-    acd.listen(heard.append)
+    clock, wall = Clock(), Clock(datetime(2026, 11, 23, 6, 30, tzinfo=timezone.utc).timestamp())
+    acd = service(clock, wall_clock=wall, calendar=office)
     acd.submit(AgentLogin("a1"))
     acd.submit(AgentReady("a1"))
     assert acd.submit(CallArrived("pbx:1", "support"))[0] == PreQueueRejected("pbx:1", "support", "closed")
     clock.now += 1800
-    wall["now"] += 1800  # 08:00 in Paris: open
+    wall.now += 1800  # 08:00 in Paris: open
     assert isinstance(acd.submit(CallArrived("pbx:2", "support"))[-1], Offer)
-    acd.update_queue(dataclasses.replace(definitions.queues[0], calendar={"timezone": "UTC"}))  # never open
+    acd.update_queue(dataclasses.replace(acd.definitions.queue("support"), calendar={"timezone": "UTC"}))  # never open
     assert acd.submit(CallArrived("pbx:3", "support"))[0].reason == "closed"
     acd.close()
