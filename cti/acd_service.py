@@ -20,8 +20,8 @@ import structlog
 from acd import (AcdEngine, AcdError, AgentDeviceBusy, AgentDeviceFree, Decision, Event, OfferAccepted,
                  QueueSettings, Tick, UpdateQueue)
 from acd.config import AcdDefinitions
-from ivr.calendar import BusinessCalendar, calendar_from_table
 from cti.callmodel.events import CallBridged, DeviceStateChanged
+from ivr.calendar import BusinessCalendar, calendar_from_table
 
 log = structlog.get_logger(__name__)
 
